@@ -1,0 +1,82 @@
+/* bg/client.h: a connection to Redis in one namespace, the handle every producer-side call
+ * (enqueue, dequeue, status) takes. */
+#ifndef BG_CLIENT_H
+#define BG_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bg/export.h"
+
+/* Log levels, in the order of the letters D, I, W, E of the log format. */
+typedef enum { BG_LOG_DEBUG = 0, BG_LOG_INFO = 1, BG_LOG_WARN = 2, BG_LOG_ERROR = 3 } bg_log_level;
+
+/* A log sink. The library never prints: it calls this, from any of its threads at once, with a
+ * role such as "worker" and a message without a trailing newline. Both strings are borrowed
+ * for the duration of the call. */
+typedef void (*bg_log_fn)(void *userdata, bg_log_level level, const char *role, const char *msg);
+
+/* Where log lines go and from which level on. A NULL fn discards everything. */
+typedef struct {
+    bg_log_fn fn;
+    void *userdata;
+    bg_log_level level;
+} bg_logger;
+
+/* The default Redis URL when none is given (SPEC §2). */
+#define BG_DEFAULT_URL "redis://127.0.0.1:6379/0"
+/* The default namespace. */
+#define BG_DEFAULT_NAMESPACE "bg"
+
+/* Options for bg_client_new(). Initialise with bg_client_options_init(), then set fields.
+ * Strings are copied by bg_client_new(). */
+typedef struct {
+    const char *url;  /* Redis URL (SPEC §2); NULL means BG_DEFAULT_URL. */
+    const char *ns;   /* namespace; NULL means BG_DEFAULT_NAMESPACE. */
+    const char *role; /* client name after "NS-": "manager" (the default) or "cli". */
+    int timeout_ms;   /* connect and socket timeout; default 5000. */
+    bg_logger log;    /* optional log sink. */
+} bg_client_options;
+
+typedef struct bg_client bg_client;
+
+/* Fills opts with the defaults. */
+BG_EXPORT void bg_client_options_init(bg_client_options *opts);
+
+/* Creates a client and checks its URL and namespace; it does not connect yet (the first call
+ * that needs Redis does, and reconnects after a lost connection). Returns BG_OK with *out set,
+ * or an error with *out set all the same (unless BG_ENOMEM) so bg_client_errmsg() can say what
+ * was wrong, e.g. the URL with its password masked. Free *out with bg_client_free(). */
+BG_EXPORT int bg_client_new(bg_client **out, const bg_client_options *opts);
+
+/* Connects now (useful to report a bad URL or a refused AUTH early). Returns BG_OK or an
+ * error with a message in bg_client_errmsg(). */
+BG_EXPORT int bg_client_connect(bg_client *c);
+
+/* Frees the client and closes its connection. NULL is a no-op. */
+BG_EXPORT void bg_client_free(bg_client *c);
+
+/* The message of the last error on this client; borrowed until the next call on c. */
+BG_EXPORT const char *bg_client_errmsg(const bg_client *c);
+
+/* The URL with its password masked, e.g. "redis://:***@host:6379/0"; borrowed from c. */
+BG_EXPORT const char *bg_client_url_masked(const bg_client *c);
+
+/* The namespace; borrowed from c. */
+BG_EXPORT const char *bg_client_namespace(const bg_client *c);
+
+/* Checks a namespace (1 to 64 of A-Z a-z 0-9 _ . -). Returns 1 when valid, 0 otherwise. */
+BG_EXPORT int bg_namespace_valid(const char *ns);
+
+/* Checks a queue name (1 to 128 of A-Z a-z 0-9 _ . -). Returns 1 when valid, 0 otherwise. */
+BG_EXPORT int bg_queue_valid(const char *queue);
+
+/* Checks a Redis URL of a form SPEC §2 allows. Returns BG_OK or BG_EURL, writing a message that
+ * names the URL with its password masked into errbuf (of errlen bytes) when errbuf is not
+ * NULL. */
+BG_EXPORT int bg_url_check(const char *url, char *errbuf, size_t errlen);
+
+/* Writes url with its password replaced by "***" into buf (of len bytes). Returns buf. */
+BG_EXPORT char *bg_url_mask(const char *url, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,38 @@
+/* bg/error.h: the error codes every libbg function returns.
+ *
+ * 0 is success; every error is a negative code generated from BG_ERR_MAP, so the numbers, the
+ * names and the messages can never disagree. New codes are only ever appended. */
+#ifndef BG_ERROR_H
+#define BG_ERROR_H
+
+#include "bg/export.h"
+
+#define BG_ERR_MAP(XX)                                                                             \
+    XX(EINVAL, -1, "invalid argument")                                                             \
+    XX(ENOMEM, -2, "out of memory")                                                                \
+    XX(EURL, -3, "malformed Redis URL")                                                            \
+    XX(ECONNECT, -4, "cannot connect to Redis")                                                    \
+    XX(EIO, -5, "Redis connection lost")                                                           \
+    XX(EREDIS, -6, "Redis replied with an error")                                                  \
+    XX(EPROTO, -7, "unexpected reply from Redis")                                                  \
+    XX(ENOTFOUND, -8, "no such job or attempt")                                                    \
+    XX(ESTATE, -9, "the job is not in a state that allows this")                                   \
+    XX(EPLUGIN, -10, "cannot load plugin")                                                         \
+    XX(EEXIST, -11, "already registered")                                                          \
+    XX(ESYS, -12, "system call failed")                                                            \
+    XX(EACL, -13, "Redis refused a command the program needs (ACL)")
+
+typedef enum {
+    BG_OK = 0,
+#define BG__ERR_ENUM(name, code, msg) BG_##name = code,
+    BG_ERR_MAP(BG__ERR_ENUM)
+#undef BG__ERR_ENUM
+} bg_errno;
+
+/* A static description of code, e.g. "malformed Redis URL"; never NULL. */
+BG_EXPORT const char *bg_strerror(int code);
+
+/* The code's name without the BG_ prefix, e.g. "EURL"; never NULL. */
+BG_EXPORT const char *bg_err_name(int code);
+
+#endif

@@ -1,0 +1,50 @@
+/* bg/job.h: putting jobs on queues and taking them off again (the producer's side). */
+#ifndef BG_JOB_H
+#define BG_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bg/client.h"
+#include "bg/export.h"
+
+/* A job UUID or attempt UUID as text: 36 characters and a NUL. */
+#define BG_UUID_LEN 36
+typedef char bg_uuid[BG_UUID_LEN + 1];
+
+/* What to enqueue. Initialise with bg_job_spec_init(); strings are borrowed for the call. */
+typedef struct {
+    const char *cls;   /* class name the worker dispatches on; required. */
+    const char *arg;   /* arguments, stored byte for byte; NULL means "{}". */
+    size_t arg_len;    /* length of arg; 0 with a non-NULL arg means strlen(arg). */
+    const char *queue; /* NULL means "default". */
+    int64_t at_ms;     /* > 0: run at this time (ms since the epoch, Redis server clock). */
+    int64_t in_ms;     /* > 0: run this many ms from now (Redis server clock). */
+    int retries;       /* >= 0: the job's rty; -1 (the default) leaves it to the worker. */
+} bg_job_spec;
+
+/* Fills spec with the defaults. */
+BG_EXPORT void bg_job_spec_init(bg_job_spec *spec);
+
+/* Enqueues one job atomically: its hash, and its UUID on the ready list, or in the scheduled
+ * set when at_ms or in_ms is set. Writes the new job's UUID into id. Returns BG_OK or an error
+ * (BG_EINVAL for a bad queue or class, with a message in bg_client_errmsg()). */
+BG_EXPORT int bg_enqueue(bg_client *c, const bg_job_spec *spec, bg_uuid id);
+
+/* Enqueues n jobs in one pipeline, each atomically. ids must hold n UUIDs. On error, jobs
+ * before the failing one may have been enqueued: *done (when not NULL) says how many. */
+BG_EXPORT int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *ids,
+                              size_t *done);
+
+/* Removes a job that waits in ready or scheduled, and its hash. Returns BG_OK, BG_ENOTFOUND
+ * when there is no such job, or BG_ESTATE when it exists but is not waiting (running, dead,
+ * finished). */
+BG_EXPORT int bg_dequeue(bg_client *c, const char *job_id);
+
+/* Checks that s is a lowercase RFC 4122 UUID in its 36-character form. 1 when valid. */
+BG_EXPORT int bg_uuid_valid(const char *s);
+
+/* Writes a new random lowercase UUID into out. */
+BG_EXPORT void bg_uuid_new(bg_uuid out);
+
+#endif

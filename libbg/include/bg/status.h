@@ -1,0 +1,45 @@
+/* bg/status.h: a snapshot of queue figures, the data behind `bg-cli status`. */
+#ifndef BG_STATUS_H
+#define BG_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bg/client.h"
+#include "bg/export.h"
+
+/* One queue's figures (SPEC §8). Plain data. */
+typedef struct {
+    const char *name;   /* borrowed from the snapshot. */
+    int64_t workers;    /* live NS-worker: connections that list the queue. */
+    int64_t fibers;     /* live fiber connections of those workers. */
+    int64_t jps;        /* attempts completed in the last second. */
+    int64_t ready;      /* LLEN of the ready list. */
+    int64_t scheduled;  /* ZCARD of the scheduled set. */
+    int64_t processing; /* SCARD of the processing set. */
+    int64_t completed;  /* lifetime counters. */
+    int64_t failed;
+    int64_t dead;
+} bg_queue_status;
+
+typedef struct bg_status bg_status;
+
+/* Reads the figures of the given queues, or of every queue in NS:queues (sorted) when nqueues
+ * is 0, in one pipeline against one server clock. Returns BG_OK with *out set (free it with
+ * bg_status_free()), or an error with a message in bg_client_errmsg(). */
+BG_EXPORT int bg_status_read(bg_client *c, const char *const *queues, size_t nqueues,
+                             bg_status **out);
+
+/* How many queues the snapshot holds. */
+BG_EXPORT size_t bg_status_count(const bg_status *s);
+
+/* The i-th queue's figures, borrowed from s; NULL when i is out of range. */
+BG_EXPORT const bg_queue_status *bg_status_queue(const bg_status *s, size_t i);
+
+/* How long the snapshot took to read, in milliseconds. */
+BG_EXPORT double bg_status_time_ms(const bg_status *s);
+
+/* Frees the snapshot. NULL is a no-op. */
+BG_EXPORT void bg_status_free(bg_status *s);
+
+#endif
