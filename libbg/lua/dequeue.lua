@@ -1,0 +1,15 @@
+-- dequeue.lua: removes a job that is waiting (ready or scheduled) and its hash, atomically, so
+-- a worker can never claim it halfway through.
+-- ARGV[1] jobs prefix   ARGV[2] ready prefix   ARGV[3] scheduled prefix   ARGV[4] job UUID
+-- Returns 1 when removed, 0 when there is no such job, -1 when it exists but is not waiting.
+local id = ARGV[4]
+local job = ARGV[1] .. id
+local q = redis.call('HGET', job, 'que')
+if not q then
+  return redis.call('EXISTS', job) == 1 and -1 or 0
+end
+if redis.call('LREM', ARGV[2] .. q, 0, id) > 0 or redis.call('ZREM', ARGV[3] .. q, id) > 0 then
+  redis.call('DEL', job)
+  return 1
+end
+return -1

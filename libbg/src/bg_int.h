@@ -1,0 +1,218 @@
+/* bg_int.h: libbg's internal interfaces, shared by its source files and its unit tests but
+ * never installed. Internal non-static names start with bg__. */
+#ifndef BG_INT_H
+#define BG_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "bg/bg.h"
+
+#define BG__ERRLEN 512
+
+/* ---- url.c: SPEC §2 Redis URLs ---- */
+
+typedef struct {
+    char *host; /* TCP host, or NULL for a unix socket */
+    int port;
+    char *path; /* unix socket path, or NULL */
+    int db;
+    char *user; /* ACL user, decoded; NULL when absent */
+    char *pass; /* password, decoded; NULL when absent */
+} bg__url;
+
+/* Parses s into u (zeroed first). On failure returns BG_EURL (or BG_ENOMEM) with a message
+ * naming the masked URL in err. Free u with bg__url_clear() either way. */
+int bg__url_parse(const char *s, bg__url *u, char *err, size_t errlen);
+void bg__url_clear(bg__url *u);
+
+/* ---- keys.c: every Redis key name, in one place (SPEC §3, §4) ---- */
+
+typedef enum {
+    BG__K_JOBS,       /* NS:jobs:<job> */
+    BG__K_READY,      /* NS:ready:<queue> */
+    BG__K_SCHEDULED,  /* NS:scheduled:<queue> */
+    BG__K_ATTEMPTS,   /* NS:attempts:<attempt> */
+    BG__K_PROCESSING, /* NS:processing:<queue> */
+    BG__K_COMPLETED,  /* NS:completed:<queue> */
+    BG__K_FAILED,     /* NS:failed:<queue> */
+    BG__K_DEAD,       /* NS:dead:<queue> */
+    BG__K_STATS,      /* NS:stats:<queue> */
+    BG__K_JPS,        /* NS:jps:<queue>:<100 ms slot> (docs/schema.md) */
+    BG__K_QUEUES,     /* NS:queues (no suffix) */
+    BG__K_COUNT
+} bg__key_kind;
+
+/* Writes "NS:<kind>:<suffix>" (or "NS:<kind>:" for an empty suffix, a prefix the Lua scripts
+ * complete) into buf. Returns the length, or -1 when it does not fit. */
+int bg__key(char *buf, size_t len, const char *ns, bg__key_kind kind, const char *suffix);
+
+/* Writes the client name "NS-<role>" into buf; returns the length or -1. */
+int bg__client_name(char *buf, size_t len, const char *ns, const char *role);
+
+/* ---- script.c: the embedded Lua scripts ---- */
+
+typedef enum {
+    BG__LUA_ENQUEUE,
+    BG__LUA_DEQUEUE,
+    BG__LUA_CLAIM,
+    BG__LUA_FINISH,
+    BG__LUA_REOWN,
+    BG__LUA_SCHEDULE,
+    BG__LUA_TRIM,
+    BG__LUA_COUNT
+} bg__script_id;
+
+const char *bg__script_source(bg__script_id id);
+const char *bg__script_name(bg__script_id id);
+
+/* ---- conn.c: one hiredis connection with bg's manners ---- */
+
+/* A connection. Replaced, never reused, after any error (hiredis 0.14 leaves a context that
+ * returned an error unusable). */
+typedef struct {
+    redisContext *rc;
+    long long id;    /* CLIENT ID */
+    char run_id[41]; /* the server's run_id */
+    char sha[BG__LUA_COUNT][41];
+    char err[BG__ERRLEN];
+} bg__conn;
+
+/* Opens a connection to u: connect and socket timeouts of timeout_ms, keepalive, FD_CLOEXEC,
+ * AUTH, SELECT, CLIENT SETNAME name (when not NULL), CLIENT ID, run_id and SCRIPT LOAD of every
+ * script, in one pipeline. url_masked names the server in messages. Returns BG_OK or an error
+ * with a message in c->err (the connection is closed then). */
+int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const char *name,
+                  int timeout_ms);
+void bg__conn_close(bg__conn *c);
+int bg__conn_ok(const bg__conn *c);
+
+/* Runs a command given as argv/lens and returns its reply (free with freeReplyObject), or NULL
+ * after an I/O error (the connection is closed, message in c->err). An error reply is
+ * returned as a reply, not NULL. */
+redisReply *bg__conn_cmd(bg__conn *c, int argc, const char **argv, const size_t *lens);
+
+/* Appends a command to the output buffer without waiting; pair each with bg__conn_reply().
+ * Returns BG_OK or BG_ENOMEM. */
+int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens);
+
+/* Reads the next pipelined reply, as bg__conn_cmd() does. */
+redisReply *bg__conn_reply(bg__conn *c);
+
+/* EVALSHA of a script with nkeys keys among argv (which excludes the sha and the key count);
+ * re-loads the script once on NOSCRIPT. Returns the reply or NULL, as bg__conn_cmd(). */
+redisReply *bg__conn_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
+                          const size_t *lens);
+
+/* Appends an EVALSHA to the pipeline; read it back with bg__conn_eval_reply(), which runs the
+ * script again (synchronously) when the pipelined call met NOSCRIPT. */
+int bg__conn_append_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
+                         const size_t *lens);
+redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, int argc,
+                                const char **argv, const size_t *lens);
+
+/* ---- notify.c: waiting for key changes without popping ---- */
+
+/* A connection subscribed to __redis__:invalidate, and when it last heard from Redis. */
+typedef struct {
+    bg__conn conn;
+    double last_data_ms, last_ping_ms;
+    int hung; /* the last loss was a hang (no answer to PING), not a close */
+} bg__notify;
+
+/* Makes tracker's server report every change to a key under prefix to redirect_id (with
+ * noloop, except changes tracker makes itself). BG_OK, BG_EACL when refused, BG_EIO. */
+int bg__notify_track(bg__conn *tracker, long long redirect_id, const char *prefix, int noloop);
+
+/* Subscribes n->conn (already open) to the reports. BG_OK or BG_EIO. */
+int bg__notify_subscribe(bg__notify *n);
+
+/* Waits up to wait_ms for reports, and pings now and then so a hung server is noticed.
+ * Returns 1 when a key changed, 0 when nothing did, -1 when the connection was lost or Redis
+ * stopped answering (the connection is closed then). */
+int bg__notify_wait(bg__notify *n, int wait_ms);
+
+/* ---- args.c: building argument vectors for redisCommandArgv ---- */
+
+typedef struct {
+    int argc;
+    int cap;
+    char **argv; /* owned copies */
+    size_t *lens;
+    int oom;
+} bg__args;
+
+void bg__args_init(bg__args *a);
+void bg__args_reset(bg__args *a); /* argc back to 0, memory kept */
+void bg__args_free(bg__args *a);
+void bg__args_add(bg__args *a, const char *s, size_t len);
+void bg__args_str(bg__args *a, const char *s);
+void bg__args_ll(bg__args *a, long long v);
+void bg__args_fmt(bg__args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define BG__ARGV(a) ((const char **)(void *)(a)->argv)
+
+/* ---- finish.c: the arguments of finish.lua ---- */
+
+/* One record of finish.lua (see its header for the outcomes). NULL strings mean "". */
+typedef struct {
+    const char *attempt, *queue, *outcome, *time, *err, *msg;
+    int rnd;                           /* 0..9, the random part of the backoff */
+    const char *guard_wrk, *guard_rid; /* act only while the attempt still has these */
+    int max_itr;                       /* for 'vanish' */
+} bg__finish_rec;
+
+/* Starts finish.lua's arguments: the key prefixes of namespace ns, in the script's order. */
+void bg__finish_args(bg__args *a, const char *ns);
+/* Appends one record. */
+void bg__finish_record(bg__args *a, const bg__finish_rec *r);
+
+/* ---- util.c ---- */
+
+/* Milliseconds on the monotonic clock, with fractions. */
+double bg__mono_ms(void);
+/* Milliseconds since the epoch on this host's clock (for logs only; bg's records use the Redis
+ * server's clock). */
+int64_t bg__wall_ms(void);
+/* Sleeps ms milliseconds (signals may cut it short). */
+void bg__sleep_ms(double ms);
+/* Copies at most max bytes of s into out (of at least max+1 bytes), cut on a UTF-8 boundary
+ * so no character is split. Returns the copied length. */
+size_t bg__utf8_cut(const char *s, size_t len, size_t max, char *out);
+/* Parses a whole decimal integer; returns 0 and sets *out on success, -1 otherwise. */
+int bg__parse_ll(const char *s, size_t len, long long *out);
+char *bg__strdup(const char *s);
+char *bg__strndup(const char *s, size_t n);
+/* snprintf that never overflows and always terminates. */
+void bg__fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- log.c ---- */
+
+/* Formats and hands a line to the logger, when its level is enabled. */
+void bg__log(const bg_logger *l, bg_log_level level, const char *role, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int bg__log_enabled(const bg_logger *l, bg_log_level level);
+
+/* ---- client.c: the producer handle ---- */
+
+struct bg_client {
+    char *ns;
+    char *url_masked;
+    char *role;
+    bg__url url;
+    int url_ok;
+    int timeout_ms;
+    bg_logger log;
+    bg__conn conn;
+    char err[BG__ERRLEN];
+};
+
+/* Makes sure c is connected (reconnecting once after a lost connection). */
+int bg__client_ensure(bg_client *c);
+/* Records an error message in c; returns code. */
+int bg__client_fail(bg_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

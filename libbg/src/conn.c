@@ -1,0 +1,249 @@
+/* conn.c: opening a Redis connection the way every bg connection needs it (timeouts,
+ * keepalive, close-on-exec, AUTH, SELECT, a client name, the scripts loaded) and running
+ * commands and scripts on it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "bg_int.h"
+
+static void io_error(bg__conn *c, const char *what) {
+    if (c->rc && c->rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+        bg__fmt(c->err, sizeof c->err, "%s: Redis did not answer in time", what);
+    else if (c->rc && c->rc->err)
+        bg__fmt(c->err, sizeof c->err, "%s: %s", what, c->rc->errstr);
+    else
+        bg__fmt(c->err, sizeof c->err, "%s: connection lost", what);
+    bg__conn_close(c);
+}
+
+void bg__conn_close(bg__conn *c) {
+    if (c->rc)
+        redisFree(c->rc);
+    c->rc = NULL;
+    c->id = -1;
+}
+
+int bg__conn_ok(const bg__conn *c) {
+    return c->rc != NULL;
+}
+
+static int is_error(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_ERROR;
+}
+
+/* Reads the run_id line out of an INFO server reply. */
+static void parse_run_id(const char *info, char *out, size_t len) {
+    const char *p = strstr(info, "run_id:");
+    out[0] = '\0';
+    if (!p)
+        return;
+    p += 7;
+    size_t n = strcspn(p, "\r\n");
+    if (n >= len)
+        n = len - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const char *name,
+                  int timeout_ms) {
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    bg__args a;
+    int rc = BG_OK, nsent = 0;
+    int idx_auth = -1, idx_select = -1, idx_name = -1, idx_id, idx_info, idx_script;
+
+    bg__conn_close(c);
+    c->err[0] = '\0';
+    c->run_id[0] = '\0';
+    c->rc = u->path ? redisConnectUnixWithTimeout(u->path, tv)
+                    : redisConnectWithTimeout(u->host, u->port, tv);
+    if (!c->rc) {
+        bg__fmt(c->err, sizeof c->err, "cannot connect to %s: out of memory", url_masked);
+        return BG_ENOMEM;
+    }
+    if (c->rc->err) {
+        bg__fmt(c->err, sizeof c->err, "cannot connect to %s: %s", url_masked, c->rc->errstr);
+        bg__conn_close(c);
+        return BG_ECONNECT;
+    }
+    /* hiredis opens sockets without FD_CLOEXEC; an exec child holding one would keep a dead
+     * worker's connection alive in CLIENT LIST. */
+    fcntl(c->rc->fd, F_SETFD, fcntl(c->rc->fd, F_GETFD) | FD_CLOEXEC);
+    redisSetTimeout(c->rc, tv);
+    if (!u->path)
+        redisEnableKeepAlive(c->rc);
+
+    bg__args_init(&a);
+    if (u->pass) {
+        bg__args_str(&a, "AUTH");
+        if (u->user)
+            bg__args_str(&a, u->user);
+        bg__args_str(&a, u->pass);
+        bg__conn_append(c, a.argc, BG__ARGV(&a), a.lens);
+        idx_auth = nsent++;
+        bg__args_reset(&a);
+    }
+    if (u->db) {
+        bg__args_str(&a, "SELECT");
+        bg__args_ll(&a, u->db);
+        bg__conn_append(c, a.argc, BG__ARGV(&a), a.lens);
+        idx_select = nsent++;
+        bg__args_reset(&a);
+    }
+    if (name) {
+        bg__args_str(&a, "CLIENT");
+        bg__args_str(&a, "SETNAME");
+        bg__args_str(&a, name);
+        bg__conn_append(c, a.argc, BG__ARGV(&a), a.lens);
+        idx_name = nsent++;
+        bg__args_reset(&a);
+    }
+    {
+        const char *argv[] = {"CLIENT", "ID"};
+        bg__conn_append(c, 2, argv, NULL);
+        idx_id = nsent++;
+    }
+    {
+        const char *argv[] = {"INFO", "server"};
+        bg__conn_append(c, 2, argv, NULL);
+        idx_info = nsent++;
+    }
+    idx_script = nsent;
+    for (int i = 0; i < BG__LUA_COUNT; i++) {
+        const char *argv[] = {"SCRIPT", "LOAD", bg__script_source((bg__script_id)i)};
+        bg__conn_append(c, 3, argv, NULL);
+        nsent++;
+    }
+    bg__args_free(&a);
+
+    for (int i = 0; i < nsent; i++) {
+        redisReply *r = bg__conn_reply(c);
+        if (!r) {
+            char why[BG__ERRLEN];
+            bg__fmt(why, sizeof why, "%s", c->err);
+            bg__fmt(c->err, sizeof c->err, "cannot connect to %s: %s", url_masked, why);
+            return BG_ECONNECT;
+        }
+        if (rc == BG_OK && is_error(r)) {
+            if (i == idx_auth) {
+                bg__fmt(c->err, sizeof c->err, "cannot authenticate to %s: %s", url_masked, r->str);
+                rc = BG_EREDIS;
+            } else if (i == idx_select) {
+                bg__fmt(c->err, sizeof c->err, "cannot select database %d on %s: %s", u->db,
+                        url_masked, r->str);
+                rc = BG_EREDIS;
+            } else if (i == idx_name || i == idx_id || i >= idx_script) {
+                bg__fmt(c->err, sizeof c->err, "%s refused %s: %s", url_masked,
+                        i == idx_name ? "CLIENT SETNAME"
+                        : i == idx_id ? "CLIENT ID"
+                                      : "SCRIPT LOAD",
+                        r->str);
+                rc = strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS;
+            }
+            /* An ACL that forbids INFO only costs us the run_id. */
+        } else if (rc == BG_OK) {
+            if (i == idx_id && r->type == REDIS_REPLY_INTEGER)
+                c->id = r->integer;
+            else if (i == idx_info && r->type == REDIS_REPLY_STRING)
+                parse_run_id(r->str, c->run_id, sizeof c->run_id);
+            else if (i >= idx_script && r->type == REDIS_REPLY_STRING)
+                bg__fmt(c->sha[i - idx_script], sizeof c->sha[0], "%s", r->str);
+        }
+        freeReplyObject(r);
+    }
+    if (rc != BG_OK)
+        bg__conn_close(c);
+    return rc;
+}
+
+redisReply *bg__conn_cmd(bg__conn *c, int argc, const char **argv, const size_t *lens) {
+    if (!c->rc) {
+        bg__fmt(c->err, sizeof c->err, "not connected");
+        return NULL;
+    }
+    redisReply *r = redisCommandArgv(c->rc, argc, argv, lens);
+    if (!r)
+        io_error(c, argv[0]);
+    return r;
+}
+
+int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens) {
+    if (!c->rc)
+        return BG_EIO;
+    return redisAppendCommandArgv(c->rc, argc, argv, lens) == REDIS_OK ? BG_OK : BG_ENOMEM;
+}
+
+redisReply *bg__conn_reply(bg__conn *c) {
+    void *r = NULL;
+    if (!c->rc) {
+        bg__fmt(c->err, sizeof c->err, "not connected");
+        return NULL;
+    }
+    if (redisGetReply(c->rc, &r) != REDIS_OK || !r) {
+        io_error(c, "reply");
+        return NULL;
+    }
+    return r;
+}
+
+/* Builds EVALSHA sha nkeys argv... into a. */
+static void eval_args(bg__conn *c, bg__args *a, bg__script_id id, int nkeys, int argc,
+                      const char **argv, const size_t *lens) {
+    bg__args_str(a, "EVALSHA");
+    bg__args_str(a, c->sha[id]);
+    bg__args_ll(a, nkeys);
+    for (int i = 0; i < argc; i++)
+        bg__args_add(a, argv[i], lens ? lens[i] : strlen(argv[i]));
+}
+
+static int is_noscript(const redisReply *r) {
+    return is_error(r) && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Loads the script again (Redis lost its script cache: restart or failover). */
+static int reload(bg__conn *c, bg__script_id id) {
+    const char *argv[] = {"SCRIPT", "LOAD", bg__script_source(id)};
+    redisReply *r = bg__conn_cmd(c, 3, argv, NULL);
+    if (!r)
+        return BG_EIO;
+    int ok = r->type == REDIS_REPLY_STRING;
+    if (ok)
+        bg__fmt(c->sha[id], sizeof c->sha[0], "%s", r->str);
+    freeReplyObject(r);
+    return ok ? BG_OK : BG_EREDIS;
+}
+
+redisReply *bg__conn_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
+                          const size_t *lens) {
+    if (bg__conn_append_eval(c, id, nkeys, argc, argv, lens) != BG_OK) {
+        bg__fmt(c->err, sizeof c->err, "not connected or out of memory");
+        return NULL;
+    }
+    return bg__conn_eval_reply(c, id, nkeys, argc, argv, lens);
+}
+
+int bg__conn_append_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
+                         const size_t *lens) {
+    bg__args a;
+    bg__args_init(&a);
+    eval_args(c, &a, id, nkeys, argc, argv, lens);
+    int rc = a.oom ? BG_ENOMEM : bg__conn_append(c, a.argc, BG__ARGV(&a), a.lens);
+    bg__args_free(&a);
+    return rc;
+}
+
+redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, int argc,
+                                const char **argv, const size_t *lens) {
+    redisReply *r = bg__conn_reply(c);
+    if (!is_noscript(r))
+        return r;
+    freeReplyObject(r);
+    if (reload(c, id) != BG_OK)
+        return NULL;
+    if (bg__conn_append_eval(c, id, nkeys, argc, argv, lens) != BG_OK)
+        return NULL;
+    return bg__conn_reply(c);
+}

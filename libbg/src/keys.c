@@ -1,0 +1,59 @@
+/* keys.c: builds every Redis key and client name bg uses, in the layout of SPEC §3 and §4, so
+ * the schema lives in one place (the Lua scripts get their prefixes from here too). */
+#include <stdio.h>
+#include <string.h>
+
+#include "bg_int.h"
+
+static const char *const kind_names[BG__K_COUNT] = {
+    [BG__K_JOBS] = "jobs",
+    [BG__K_READY] = "ready",
+    [BG__K_SCHEDULED] = "scheduled",
+    [BG__K_ATTEMPTS] = "attempts",
+    [BG__K_PROCESSING] = "processing",
+    [BG__K_COMPLETED] = "completed",
+    [BG__K_FAILED] = "failed",
+    [BG__K_DEAD] = "dead",
+    [BG__K_STATS] = "stats",
+    [BG__K_JPS] = "jps",
+    [BG__K_QUEUES] = "queues",
+};
+
+int bg__key(char *buf, size_t len, const char *ns, bg__key_kind kind, const char *suffix) {
+    int n;
+    if (kind < 0 || kind >= BG__K_COUNT)
+        return -1;
+    if (kind == BG__K_QUEUES)
+        n = snprintf(buf, len, "%s:%s", ns, kind_names[kind]);
+    else
+        n = snprintf(buf, len, "%s:%s:%s", ns, kind_names[kind], suffix ? suffix : "");
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+int bg__client_name(char *buf, size_t len, const char *ns, const char *role) {
+    int n = snprintf(buf, len, "%s-%s", ns, role);
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+static int name_valid(const char *s, size_t max) {
+    size_t n = 0;
+    if (!s)
+        return 0;
+    for (; s[n]; n++) {
+        char ch = s[n];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '.' || ch == '-'))
+            return 0;
+        if (n >= max)
+            return 0;
+    }
+    return n >= 1 && n <= max;
+}
+
+int bg_namespace_valid(const char *ns) {
+    return name_valid(ns, 64);
+}
+
+int bg_queue_valid(const char *queue) {
+    return name_valid(queue, 128);
+}

@@ -1,0 +1,32 @@
+/* script.c: the Lua scripts of libbg/lua/, embedded at build time (cmake/embed.cmake). They are
+ * loaded with SCRIPT LOAD when a connection opens and run with EVALSHA (conn.c). */
+#include "bg_int.h"
+
+extern const char bg__lua_enqueue[];
+extern const char bg__lua_dequeue[];
+extern const char bg__lua_claim[];
+extern const char bg__lua_finish[];
+extern const char bg__lua_reown[];
+extern const char bg__lua_schedule[];
+extern const char bg__lua_trim[];
+
+static const struct {
+    const char *name;
+    const char *src;
+} scripts[BG__LUA_COUNT] = {
+    [BG__LUA_ENQUEUE] = {"enqueue", bg__lua_enqueue},
+    [BG__LUA_DEQUEUE] = {"dequeue", bg__lua_dequeue},
+    [BG__LUA_CLAIM] = {"claim", bg__lua_claim},
+    [BG__LUA_FINISH] = {"finish", bg__lua_finish},
+    [BG__LUA_REOWN] = {"reown", bg__lua_reown},
+    [BG__LUA_SCHEDULE] = {"schedule", bg__lua_schedule},
+    [BG__LUA_TRIM] = {"trim", bg__lua_trim},
+};
+
+const char *bg__script_source(bg__script_id id) {
+    return scripts[id].src;
+}
+
+const char *bg__script_name(bg__script_id id) {
+    return scripts[id].name;
+}

@@ -1,0 +1,376 @@
+/* status.c: a snapshot of queue figures (SPEC §8): sizes, lifetime counters, jobs per second,
+ * and the live workers and fibers of each queue, counted from CLIENT LIST. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bg_int.h"
+
+/* jps counts the 100 ms slots finish.lua increments (docs/schema.md): the ten slots up to and
+ * including the one the server's clock is in. */
+#define JPS_SLOTS 10
+#define JPS_SLOT_MS 100
+
+struct bg_status {
+    size_t n;
+    char **names;
+    bg_queue_status *q;
+    double time_ms;
+};
+
+/* The live workers and fibers of the namespace, from one CLIENT LIST. */
+typedef struct {
+    long long id;
+    const char *queues; /* "high,low", borrowed from the reply */
+    size_t len;
+} worker_conn;
+
+typedef struct {
+    worker_conn *workers;
+    size_t nworkers;
+    long long *fibers; /* the worker ID each fiber names, sorted */
+    size_t nfibers;
+} client_census;
+
+size_t bg_status_count(const bg_status *s) {
+    return s ? s->n : 0;
+}
+
+const bg_queue_status *bg_status_queue(const bg_status *s, size_t i) {
+    return s && i < s->n ? &s->q[i] : NULL;
+}
+
+double bg_status_time_ms(const bg_status *s) {
+    return s ? s->time_ms : 0;
+}
+
+void bg_status_free(bg_status *s) {
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->names[i]);
+    free(s->names);
+    free(s->q);
+    free(s);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_ll(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Finds "key=" among the space-separated fields of one CLIENT LIST line; sets *len. */
+static const char *field(const char *line, size_t linelen, const char *key, size_t *len) {
+    size_t klen = strlen(key);
+    const char *p = line, *end = line + linelen;
+    while (p < end) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        const char *fend = sp ? sp : end;
+        if ((size_t)(fend - p) >= klen && memcmp(p, key, klen) == 0) {
+            *len = (size_t)(fend - p) - klen;
+            return p + klen;
+        }
+        p = fend + 1;
+    }
+    return NULL;
+}
+
+/* Sorts one CLIENT LIST line into the census when it names a worker or fiber of ns. Names are
+ * matched on "NS-worker:" and "NS-worker-fiber:" whole, so namespaces that share a prefix
+ * ("bg" and "bg-worker") never count each other's connections. */
+static int census_line(client_census *cc, const char *ns, const char *line, size_t linelen) {
+    char wprefix[96], fprefix[96];
+    size_t idlen, namelen;
+    long long id, wid;
+    const char *idp = field(line, linelen, "id=", &idlen);
+    const char *name = field(line, linelen, "name=", &namelen);
+    if (!idp || !name || bg__parse_ll(idp, idlen, &id) != 0)
+        return 0;
+    size_t wl = (size_t)bg__client_name(wprefix, sizeof wprefix, ns, "worker:");
+    size_t fl = (size_t)bg__client_name(fprefix, sizeof fprefix, ns, "worker-fiber:");
+    if (namelen > wl && memcmp(name, wprefix, wl) == 0) {
+        worker_conn *w = realloc(cc->workers, sizeof *w * (cc->nworkers + 1));
+        if (!w)
+            return -1;
+        cc->workers = w;
+        w[cc->nworkers++] = (worker_conn){id, name + wl, namelen - wl};
+    } else if (namelen > fl && memcmp(name, fprefix, fl) == 0 &&
+               bg__parse_ll(name + fl, namelen - fl, &wid) == 0) {
+        long long *f = realloc(cc->fibers, sizeof *f * (cc->nfibers + 1));
+        if (!f)
+            return -1;
+        cc->fibers = f;
+        f[cc->nfibers++] = wid;
+    }
+    return 0;
+}
+
+static int census_parse(client_census *cc, const char *ns, const char *list, size_t len) {
+    const char *p = list, *end = list + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *lend = nl ? nl : end;
+        if (census_line(cc, ns, p, (size_t)(lend - p)) != 0)
+            return -1;
+        p = lend + 1;
+    }
+    if (cc->nfibers)
+        qsort(cc->fibers, cc->nfibers, sizeof *cc->fibers, cmp_ll);
+    return 0;
+}
+
+static int lists_queue(const worker_conn *w, const char *q) {
+    size_t qlen = strlen(q);
+    const char *p = w->queues, *end = w->queues + w->len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *tend = comma ? comma : end;
+        if ((size_t)(tend - p) == qlen && memcmp(p, q, qlen) == 0)
+            return 1;
+        p = tend + 1;
+    }
+    return 0;
+}
+
+/* How many fibers name worker id (fibers are sorted). */
+static int64_t fibers_of(const client_census *cc, long long id) {
+    size_t lo = 0, hi = cc->nfibers;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cc->fibers[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t i = lo;
+    while (i < cc->nfibers && cc->fibers[i] == id)
+        i++;
+    return (int64_t)(i - lo);
+}
+
+static void census_count(const client_census *cc, bg_queue_status *qs) {
+    for (size_t i = 0; i < cc->nworkers; i++) {
+        if (lists_queue(&cc->workers[i], qs->name)) {
+            qs->workers++;
+            qs->fibers += fibers_of(cc, cc->workers[i].id);
+        }
+    }
+}
+
+/* An integer out of a bulk string reply; nil, or a value that is not a whole number, is 0. */
+static int64_t reply_ll(const redisReply *r) {
+    long long v = 0;
+    if (r && r->type == REDIS_REPLY_STRING && bg__parse_ll(r->str, r->len, &v) == 0)
+        return v;
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    return 0;
+}
+
+/* Round one: the server's clock (the jps slots depend on it) and, when no queues were given,
+ * the namespace's known queues. */
+static int read_clock(bg_client *c, int want_queues, int64_t *now_ms, redisReply **members) {
+    char key[256];
+    const char *time_argv[] = {"TIME"};
+    bg__key(key, sizeof key, c->ns, BG__K_QUEUES, NULL);
+    const char *smembers_argv[] = {"SMEMBERS", key};
+    int rc = bg__conn_append(&c->conn, 1, time_argv, NULL);
+    if (rc == BG_OK && want_queues)
+        rc = bg__conn_append(&c->conn, 2, smembers_argv, NULL);
+    if (rc != BG_OK)
+        return bg__client_fail(c, rc, "status: out of memory");
+    redisReply *t = bg__conn_reply(&c->conn);
+    redisReply *m = t && want_queues ? bg__conn_reply(&c->conn) : NULL;
+    rc = BG_OK;
+    if (!t || (want_queues && !m))
+        rc = bg__client_fail(c, BG_EIO, "status on %s: %s", c->url_masked, c->conn.err);
+    else if (t->type != REDIS_REPLY_ARRAY || t->elements != 2)
+        rc = bg__client_fail(c, BG_EPROTO, "status on %s: unexpected reply to TIME", c->url_masked);
+    else if (m && m->type != REDIS_REPLY_ARRAY)
+        rc = bg__client_fail(c, BG_EREDIS, "status on %s: SMEMBERS %s: %s", c->url_masked, key,
+                             m->type == REDIS_REPLY_ERROR ? m->str : "not a set");
+    if (rc == BG_OK)
+        *now_ms = reply_ll(t->element[0]) * 1000 + reply_ll(t->element[1]) / 1000;
+    freeReplyObject(t);
+    if (rc == BG_OK)
+        *members = m;
+    else
+        freeReplyObject(m);
+    return rc;
+}
+
+/* Copies the queue names into s: the given ones, or the valid names of NS:queues, sorted (a
+ * name another program put there that bg could not use is left out). */
+static int set_names(bg_status *s, const char *const *queues, size_t nqueues,
+                     const redisReply *members) {
+    size_t cap = members ? members->elements : nqueues;
+    s->names = calloc(cap ? cap : 1, sizeof *s->names);
+    s->q = calloc(cap ? cap : 1, sizeof *s->q);
+    if (!s->names || !s->q)
+        return BG_ENOMEM;
+    for (size_t i = 0; i < cap; i++) {
+        const char *name = members ? members->element[i]->str : queues[i];
+        if (members && (members->element[i]->type != REDIS_REPLY_STRING || !bg_queue_valid(name)))
+            continue;
+        if (!(s->names[s->n] = bg__strdup(name)))
+            return BG_ENOMEM;
+        s->n++;
+    }
+    if (members)
+        qsort(s->names, s->n, sizeof *s->names, cmp_str);
+    for (size_t i = 0; i < s->n; i++)
+        s->q[i].name = s->names[i];
+    return BG_OK;
+}
+
+/* Appends one queue's five commands: LLEN, ZCARD, SCARD, HMGET of the counters, MGET of the
+ * jps slots. */
+static int append_queue(bg_client *c, const char *q, int64_t now_ms, bg__args *a) {
+    char key[512];
+    static const char *const cmds[] = {"LLEN", "ZCARD", "SCARD"};
+    static const bg__key_kind kinds[] = {BG__K_READY, BG__K_SCHEDULED, BG__K_PROCESSING};
+    int rc = BG_OK;
+    for (int i = 0; i < 3 && rc == BG_OK; i++) {
+        bg__key(key, sizeof key, c->ns, kinds[i], q);
+        const char *argv[] = {cmds[i], key};
+        rc = bg__conn_append(&c->conn, 2, argv, NULL);
+    }
+    bg__key(key, sizeof key, c->ns, BG__K_STATS, q);
+    const char *hmget[] = {"HMGET", key, "completed", "failed", "dead"};
+    if (rc == BG_OK)
+        rc = bg__conn_append(&c->conn, 5, hmget, NULL);
+    bg__args_reset(a);
+    bg__args_str(a, "MGET");
+    int64_t slot = now_ms / JPS_SLOT_MS;
+    for (int i = 0; i < JPS_SLOTS; i++) {
+        char suffix[256];
+        bg__fmt(suffix, sizeof suffix, "%s:%lld", q, (long long)(slot - i));
+        bg__key(key, sizeof key, c->ns, BG__K_JPS, suffix);
+        bg__args_str(a, key);
+    }
+    if (rc == BG_OK)
+        rc = a->oom ? BG_ENOMEM : bg__conn_append(&c->conn, a->argc, BG__ARGV(a), a->lens);
+    return rc;
+}
+
+/* Stores reply i (0..4) of queue qs; returns 0, or -1 when it is not of the expected kind. */
+static int store_figure(bg_queue_status *qs, int i, const redisReply *r) {
+    if (i < 3) {
+        if (r->type != REDIS_REPLY_INTEGER)
+            return -1;
+        int64_t *dst[] = {&qs->ready, &qs->scheduled, &qs->processing};
+        *dst[i] = r->integer;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_ARRAY)
+        return -1;
+    if (i == 3) {
+        qs->completed = r->elements > 0 ? reply_ll(r->element[0]) : 0;
+        qs->failed = r->elements > 1 ? reply_ll(r->element[1]) : 0;
+        qs->dead = r->elements > 2 ? reply_ll(r->element[2]) : 0;
+        return 0;
+    }
+    for (size_t k = 0; k < r->elements; k++)
+        qs->jps += reply_ll(r->element[k]);
+    return 0;
+}
+
+/* Reads CLIENT LIST into the census; an error reply (an ACL without CLIENT) fails the read. */
+static int read_census(bg_client *c, const redisReply *r, client_census *cc) {
+    if (r->type == REDIS_REPLY_ERROR)
+        return bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS,
+                               "status on %s: CLIENT LIST: %s", c->url_masked, r->str);
+    if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)
+        return bg__client_fail(c, BG_EPROTO, "status on %s: unexpected reply to CLIENT LIST",
+                               c->url_masked);
+    if (census_parse(cc, c->ns, r->str, r->len) != 0)
+        return bg__client_fail(c, BG_ENOMEM, "status: out of memory");
+    return BG_OK;
+}
+
+/* Round two: CLIENT LIST and every queue's figures in one pipeline. */
+static int read_figures(bg_client *c, bg_status *s, int64_t now_ms) {
+    client_census cc = {0};
+    redisReply *list = NULL;
+    bg__args a;
+    const char *list_argv[] = {"CLIENT", "LIST"};
+    int rc = bg__conn_append(&c->conn, 2, list_argv, NULL);
+    bg__args_init(&a);
+    for (size_t i = 0; i < s->n && rc == BG_OK; i++)
+        rc = append_queue(c, s->names[i], now_ms, &a);
+    bg__args_free(&a);
+    if (rc != BG_OK)
+        return bg__client_fail(c, rc, "status: out of memory");
+    /* Every reply is read, even after an error, so the connection stays in step. */
+    size_t total = 1 + 5 * s->n;
+    for (size_t k = 0; k < total; k++) {
+        redisReply *r = bg__conn_reply(&c->conn);
+        if (!r) {
+            rc = bg__client_fail(c, BG_EIO, "status on %s: %s", c->url_masked, c->conn.err);
+            break;
+        }
+        if (rc != BG_OK) {
+            freeReplyObject(r);
+            continue;
+        }
+        if (k == 0) {
+            /* Kept until the counting below: the census borrows the worker names from it. */
+            list = r;
+            rc = read_census(c, r, &cc);
+            continue;
+        }
+        bg_queue_status *qs = &s->q[(k - 1) / 5];
+        if (store_figure(qs, (int)((k - 1) % 5), r) != 0)
+            rc = bg__client_fail(c, BG_EREDIS, "status of queue %s on %s: %s", qs->name,
+                                 c->url_masked,
+                                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+    }
+    for (size_t i = 0; i < s->n && rc == BG_OK; i++)
+        census_count(&cc, &s->q[i]);
+    freeReplyObject(list);
+    free(cc.workers);
+    free(cc.fibers);
+    return rc;
+}
+
+int bg_status_read(bg_client *c, const char *const *queues, size_t nqueues, bg_status **out) {
+    redisReply *members = NULL;
+    int64_t now_ms = 0;
+    double t0 = bg__mono_ms();
+    int rc;
+    if (!out)
+        return BG_EINVAL;
+    *out = NULL;
+    if (!c || (nqueues && !queues))
+        return c ? bg__client_fail(c, BG_EINVAL, "status: no queue list") : BG_EINVAL;
+    for (size_t i = 0; i < nqueues; i++)
+        if (!bg_queue_valid(queues[i]))
+            return bg__client_fail(c, BG_EINVAL,
+                                   "invalid queue '%s': 1 to 128 of A-Z a-z 0-9 _ . -",
+                                   queues[i] ? queues[i] : "");
+    if ((rc = bg__client_ensure(c)) != BG_OK)
+        return rc;
+    bg_status *s = calloc(1, sizeof *s);
+    if (!s)
+        return bg__client_fail(c, BG_ENOMEM, "status: out of memory");
+    if ((rc = read_clock(c, nqueues == 0, &now_ms, &members)) != BG_OK)
+        goto fail;
+    if ((rc = set_names(s, queues, nqueues, members)) != BG_OK) {
+        bg__client_fail(c, rc, "status: out of memory");
+        goto fail;
+    }
+    if ((rc = read_figures(c, s, now_ms)) != BG_OK)
+        goto fail;
+    freeReplyObject(members);
+    s->time_ms = bg__mono_ms() - t0;
+    *out = s;
+    return BG_OK;
+fail:
+    freeReplyObject(members);
+    bg_status_free(s);
+    return rc;
+}

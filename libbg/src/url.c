@@ -1,0 +1,201 @@
+/* url.c: parses and masks the Redis URLs of SPEC §2:
+ * redis://[[user]:password@]host[:port][/db] and unix:///path/to/redis.sock[?db=N]. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bg_int.h"
+
+char *bg_url_mask(const char *url, char *buf, size_t len) {
+    const char *scheme = strstr(url, "://");
+    const char *start = scheme ? scheme + 3 : url;
+    const char *at = NULL;
+    /* The userinfo ends at the last '@' before the path, so a password holding '@' (which
+     * should have been escaped) is masked whole all the same. */
+    for (const char *p = start; *p && *p != '/' && *p != '?'; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = NULL;
+    if (at)
+        colon = memchr(start, ':', (size_t)(at - start));
+    if (!at || !colon) {
+        bg__fmt(buf, len, "%s", url);
+        return buf;
+    }
+    bg__fmt(buf, len, "%.*s***%s", (int)(colon + 1 - url), url, at);
+    return buf;
+}
+
+static int hexval(int ch) {
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = tolower(ch);
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* Decodes %XX escapes of s[0..n) into a new string; NULL on a bad escape or no memory. */
+static char *pct_decode(const char *s, size_t n, int *bad) {
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            if (i + 2 >= n) {
+                *bad = 1;
+                free(out);
+                return NULL;
+            }
+            if (hexval((unsigned char)s[i + 1]) < 0 || hexval((unsigned char)s[i + 2]) < 0) {
+                *bad = 1;
+                free(out);
+                return NULL;
+            }
+            *o++ = (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2]));
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static int parse_uint(const char *s, size_t n, long max, long *out) {
+    if (n == 0 || n > 10)
+        return -1;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int fail(const char *s, char *err, size_t errlen, const char *why) {
+    char masked[512];
+    bg__fmt(err, errlen, "invalid Redis URL '%s': %s", bg_url_mask(s, masked, sizeof masked), why);
+    return BG_EURL;
+}
+
+static int parse_unix(const char *s, const char *rest, bg__url *u, char *err, size_t errlen) {
+    if (rest[0] != '/')
+        return fail(s, err, errlen,
+                    "a unix URL needs an absolute path: unix:///path/to/redis.sock");
+    const char *q = strchr(rest, '?');
+    size_t plen = q ? (size_t)(q - rest) : strlen(rest);
+    if (plen < 2)
+        return fail(s, err, errlen, "the socket path is empty");
+    u->path = bg__strndup(rest, plen);
+    if (!u->path)
+        return BG_ENOMEM;
+    if (q) {
+        long db;
+        if (strncmp(q + 1, "db=", 3) != 0 || parse_uint(q + 4, strlen(q + 4), 1000000, &db) != 0)
+            return fail(s, err, errlen, "the only query it takes is ?db=N");
+        u->db = (int)db;
+    }
+    return BG_OK;
+}
+
+int bg__url_parse(const char *s, bg__url *u, char *err, size_t errlen) {
+    memset(u, 0, sizeof *u);
+    if (!s || !*s)
+        return fail("", err, errlen, "empty");
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return fail(s, err, errlen, "it holds a space or control character");
+    if (strncmp(s, "unix://", 7) == 0)
+        return parse_unix(s, s + 7, u, err, errlen);
+    if (strncmp(s, "rediss://", 9) == 0)
+        return fail(s, err, errlen, "TLS is not supported (use stunnel or spiped)");
+    if (strncmp(s, "redis://", 8) != 0)
+        return fail(s, err, errlen, "it must start with redis:// or unix://");
+
+    const char *p = s + 8;
+    const char *end = p + strcspn(p, "/?#");
+    if (*end == '?' || *end == '#')
+        return fail(s, err, errlen, "redis:// URLs take no query or fragment");
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        int bad = 0;
+        if (!colon)
+            return fail(s, err, errlen, "a user needs a password: redis://user:password@host");
+        if (colon > p) {
+            u->user = pct_decode(p, (size_t)(colon - p), &bad);
+            if (!u->user)
+                return bad ? fail(s, err, errlen, "bad percent-escape in the user") : BG_ENOMEM;
+        }
+        u->pass = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
+        if (!u->pass)
+            return bad ? fail(s, err, errlen, "bad percent-escape in the password") : BG_ENOMEM;
+        if (!*u->pass)
+            return fail(s, err, errlen, "the password is empty");
+        p = at + 1;
+    }
+    /* host[:port], with [v6] brackets */
+    const char *hend, *portp = NULL;
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (!rb || rb == p + 1)
+            return fail(s, err, errlen, "unterminated or empty [IPv6] host");
+        u->host = bg__strndup(p + 1, (size_t)(rb - p - 1));
+        hend = rb + 1;
+        if (hend < end && *hend != ':')
+            return fail(s, err, errlen, "junk after the [IPv6] host");
+        if (hend < end)
+            portp = hend + 1;
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        hend = colon ? colon : end;
+        if (hend == p)
+            return fail(s, err, errlen, "the host is empty");
+        for (const char *q = p; q < hend; q++)
+            if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_')
+                return fail(s, err, errlen, "the host holds a character a host name cannot");
+        u->host = bg__strndup(p, (size_t)(hend - p));
+        if (colon)
+            portp = colon + 1;
+    }
+    if (!u->host)
+        return BG_ENOMEM;
+    u->port = 6379;
+    if (portp) {
+        long port;
+        if (parse_uint(portp, (size_t)(end - portp), 65535, &port) != 0 || port == 0)
+            return fail(s, err, errlen, "the port must be a number from 1 to 65535");
+        u->port = (int)port;
+    }
+    if (*end == '/' && end[1]) {
+        long db;
+        if (parse_uint(end + 1, strlen(end + 1), 1000000, &db) != 0)
+            return fail(s, err, errlen, "the database must be a whole number: redis://host:port/0");
+        u->db = (int)db;
+    }
+    return BG_OK;
+}
+
+void bg__url_clear(bg__url *u) {
+    free(u->host);
+    free(u->path);
+    free(u->user);
+    free(u->pass);
+    memset(u, 0, sizeof *u);
+}
+
+int bg_url_check(const char *url, char *errbuf, size_t errlen) {
+    bg__url u;
+    char tmp[BG__ERRLEN];
+    int rc = bg__url_parse(url, &u, errbuf ? errbuf : tmp, errbuf ? errlen : sizeof tmp);
+    bg__url_clear(&u);
+    return rc;
+}

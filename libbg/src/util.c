@@ -1,0 +1,108 @@
+/* util.c: small helpers: clocks, UUIDs, checked number parsing, UTF-8-safe truncation. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <uuid/uuid.h>
+
+#include "bg_int.h"
+
+double bg__mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+int64_t bg__wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void bg__sleep_ms(double ms) {
+    if (ms <= 0)
+        return;
+    struct timespec ts = {(time_t)(ms / 1000),
+                          (long)((ms - (double)(long)(ms / 1000) * 1000) * 1e6)};
+    nanosleep(&ts, NULL);
+}
+
+size_t bg__utf8_cut(const char *s, size_t len, size_t max, char *out) {
+    size_t n = len;
+    if (n > max) {
+        n = max;
+        /* Step back over continuation bytes so a multi-byte character is never split. */
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return n;
+}
+
+int bg__parse_ll(const char *s, size_t len, long long *out) {
+    char buf[32];
+    if (!s || len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (buf[0] == ' ' || buf[0] == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+char *bg__strdup(const char *s) {
+    return s ? bg__strndup(s, strlen(s)) : NULL;
+}
+
+char *bg__strndup(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+void bg__fmt(char *buf, size_t len, const char *fmt, ...) {
+    va_list ap;
+    if (!len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+int bg_uuid_valid(const char *s) {
+    static const char pat[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    if (!s)
+        return 0;
+    for (int i = 0; i < BG_UUID_LEN; i++) {
+        char ch = s[i];
+        if (pat[i] == '-') {
+            if (ch != '-')
+                return 0;
+        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+            return 0;
+        }
+    }
+    return s[BG_UUID_LEN] == '\0';
+}
+
+void bg_uuid_new(bg_uuid out) {
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
+}
+
+const char *bg_version(void) {
+    return BG_VERSION;
+}
