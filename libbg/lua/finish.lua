@@ -1,0 +1,102 @@
+-- finish.lua: records the outcome of attempts, each exactly once: an attempt is finalized only
+-- while it is still in its processing set (and, when a guard is given, still owned by the
+-- connection the caller judged). Every failure path of SPEC section 4 lives here, for workers and
+-- watchers alike.
+-- ARGV[1] attempts prefix  ARGV[2] jobs prefix   ARGV[3] processing prefix
+-- ARGV[4] completed prefix ARGV[5] failed prefix ARGV[6] scheduled prefix
+-- ARGV[7] dead prefix      ARGV[8] ready prefix  ARGV[9] stats prefix  ARGV[10] jps prefix
+-- ARGV[11..] records of 10 fields:
+--   attempt, queue, outcome, time (ms, "1.042"), err, msg, rand (0..9), guard wrk, guard rid,
+--   max interruptions
+-- outcome: 'ok' completed; 'fail' failed, retried while att <= rty, else dead;
+--   'dead' failed, never retried (the job cannot run); 'shutdown' failed with the job back at
+--   the head of its ready list and att down by one; 'unclaim' attempt deleted, job back at the
+--   head of ready, att down by one (prefetched, never started); 'vanish' its worker vanished:
+--   no fin, no time, itr up by one, dead at max interruptions, else as 'fail'.
+-- A guard wrk (when not "") must equal the attempt's wrk and the guard rid its rid.
+-- Returns one integer per record: 1 recorded, 0 skipped (no longer processing, or re-owned).
+local t = redis.call('TIME')
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = string.format('%d', nowms)
+local AP, JP, PP, CP, FP, SP, DP, RP, STP, JPS =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
+local out = {}
+local done = {}
+
+local function bury(q, id)
+  redis.call('ZADD', DP .. q, nowms, id)
+  redis.call('HINCRBY', STP .. q, 'dead', 1)
+end
+
+local function retry_or_bury(q, id, rnd)
+  local h = redis.call('HMGET', JP .. id, 'att', 'rty')
+  local att, rty = tonumber(h[1]) or 0, tonumber(h[2]) or 0
+  if att <= rty then
+    local backoff = att ^ 4 + 15 + rnd * (att + 1)
+    redis.call('ZADD', SP .. q, nowms + math.floor(backoff * 1000), id)
+  else
+    bury(q, id)
+  end
+end
+
+for i = 11, #ARGV, 10 do
+  local aid, q, outcome, tm, err, msg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4], ARGV[i + 5]
+  local rnd, gw, gr, maxitr = tonumber(ARGV[i + 6]) or 0, ARGV[i + 7], ARGV[i + 8],
+    tonumber(ARGV[i + 9]) or 0
+  local ak = AP .. aid
+  local res = 0
+  local ok = true
+  if gw ~= '' then
+    local o = redis.call('HMGET', ak, 'wrk', 'rid')
+    ok = o[1] == gw and (o[2] or '') == gr
+  end
+  if ok and redis.call('SREM', PP .. q, aid) == 1 then
+    res = 1
+    local id = redis.call('HGET', ak, 'job')
+    local job_exists = id and redis.call('EXISTS', JP .. id) == 1
+    if outcome == 'ok' then
+      redis.call('HSET', ak, 'fin', now, 'time', tm)
+      redis.call('ZADD', CP .. q, nowms, aid)
+      redis.call('HINCRBY', STP .. q, 'completed', 1)
+      done[q] = (done[q] or 0) + 1
+    elseif outcome == 'unclaim' then
+      redis.call('DEL', ak)
+      if job_exists then
+        redis.call('LPUSH', RP .. q, id)
+        redis.call('HINCRBY', JP .. id, 'att', -1)
+      end
+    else
+      if outcome ~= 'vanish' then
+        redis.call('HSET', ak, 'fin', now, 'time', tm)
+      end
+      redis.call('HSET', ak, 'err', err)
+      if msg ~= '' then
+        redis.call('HSET', ak, 'msg', msg)
+      end
+      redis.call('ZADD', FP .. q, nowms, aid)
+      redis.call('HINCRBY', STP .. q, 'failed', 1)
+      if job_exists then
+        if outcome == 'shutdown' then
+          redis.call('LPUSH', RP .. q, id)
+          redis.call('HINCRBY', JP .. id, 'att', -1)
+        elseif outcome == 'dead' then
+          bury(q, id)
+        elseif outcome == 'vanish' and redis.call('HINCRBY', JP .. id, 'itr', 1) >= maxitr then
+          bury(q, id)
+        else
+          retry_or_bury(q, id, rnd)
+        end
+      end
+    end
+  end
+  out[#out + 1] = res
+end
+
+-- Completions per 100 ms slot, kept a few seconds, so `jps` is right whatever the retention.
+for q, n in pairs(done) do
+  local k = JPS .. q .. ':' .. string.format('%d', math.floor(nowms / 100))
+  redis.call('INCRBY', k, n)
+  redis.call('PEXPIRE', k, 3000)
+end
+return out

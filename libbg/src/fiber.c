@@ -1,0 +1,433 @@
+/* fiber.c: one fiber's loop: claim jobs (several at once when many wait), run them, and record
+ * their outcomes, each claim and each finish one round trip, the finish of one batch sent in
+ * the same round trip as the next claim (docs/claim.md). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker_int.h"
+
+static int want_exit(const bg_worker *w) {
+    return atomic_load(&w->req_halt) || atomic_load(&w->stopping);
+}
+
+static int paused(const bg_worker *w) {
+    return atomic_load(&w->quiet);
+}
+
+static unsigned long long current_gen(bg_worker *w) {
+    pthread_mutex_lock(&w->mu);
+    unsigned long long g = w->gen;
+    pthread_mutex_unlock(&w->mu);
+    return g;
+}
+
+static void free_claimed(bg__claimed *c) {
+    free(c->cls);
+    free(c->arg);
+    free(c->invalid);
+    memset(c, 0, sizeof *c);
+}
+
+static void fiber_name(const bg__fiber *f, long long main_id, char *buf, size_t len) {
+    char role[64];
+    bg__fmt(role, sizeof role, "worker-fiber:%lld", main_id);
+    bg__client_name(buf, len, f->w->ns, role);
+}
+
+/* ---- building script calls ---- */
+
+static void finish_record(bg__args *a, const char *attempt, const char *queue, const char *outcome,
+                          const char *time, const char *err, const char *msg, int rnd) {
+    bg__finish_rec rec = {attempt, queue, outcome, time, err, msg, rnd, NULL, NULL, 0};
+    bg__finish_record(a, &rec);
+}
+
+static void claim_args(bg__fiber *f, bg__args *a, int n) {
+    const bg_worker *w = f->w;
+    char rid[BG__RID_LEN + 1];
+    bg__fmt(rid, sizeof rid, "%s", f->conn.run_id);
+    bg__args_str(a, w->key_prefix[BG__K_JOBS]);
+    bg__args_str(a, w->key_prefix[BG__K_ATTEMPTS]);
+    bg__args_str(a, w->key_prefix[BG__K_PROCESSING]);
+    bg__args_str(a, w->key_prefix[BG__K_READY]);
+    bg__args_ll(a, f->conn.id);
+    bg__args_str(a, rid);
+    bg__args_ll(a, w->retries);
+    bg__args_ll(a, BG__ARG_MAX);
+    bg__args_ll(a, (long long)w->nqueues);
+    for (size_t i = 0; i < w->nqueues; i++)
+        bg__args_str(a, w->queues[i]);
+    for (int i = 0; i < n; i++) {
+        bg_uuid_new(f->limbo[i]);
+        bg__args_str(a, f->limbo[i]);
+    }
+}
+
+/* A claim whose reply was lost with the connection may have run: hand back whatever it took
+ * (its attempt UUIDs are ours), so those jobs are not left for a watcher to fail. */
+static void settle_limbo(bg__fiber *f) {
+    bg__args a;
+    if (!f->nlimbo)
+        return;
+    bg__args_init(&a);
+    bg__finish_args(&a, f->w->ns);
+    for (int i = 0; i < f->nlimbo; i++)
+        for (size_t q = 0; q < f->w->nqueues; q++)
+            finish_record(&a, f->limbo[i], f->w->queues[q], "unclaim", "", "", "", 0);
+    redisReply *r = bg__conn_eval(&f->conn, BG__LUA_FINISH, 0, a.argc, BG__ARGV(&a), a.lens);
+    if (r && r->type == REDIS_REPLY_ARRAY)
+        f->nlimbo = 0;
+    if (r)
+        freeReplyObject(r);
+    bg__args_free(&a);
+}
+
+/* ---- connection ---- */
+
+static void reown(bg__fiber *f) {
+    bg__args a;
+    int n = 0;
+    char rid[BG__RID_LEN + 1];
+    bg__fmt(rid, sizeof rid, "%s", f->conn.run_id);
+    bg__args_init(&a);
+    bg__args_str(&a, f->w->key_prefix[BG__K_ATTEMPTS]);
+    bg__args_str(&a, f->w->key_prefix[BG__K_PROCESSING]);
+    bg__args_ll(&a, f->conn.id);
+    bg__args_str(&a, rid);
+    for (int i = 0; i < f->npending; i++, n++) {
+        bg__args_str(&a, f->pending[i].attempt);
+        bg__args_str(&a, f->pending[i].queue);
+    }
+    for (int i = f->pos; i < f->nbatch; i++, n++) {
+        bg__args_str(&a, f->batch[i].attempt);
+        bg__args_str(&a, f->batch[i].queue);
+    }
+    if (n == 0 || a.oom) {
+        bg__args_free(&a);
+        return;
+    }
+    redisReply *r = bg__conn_eval(&f->conn, BG__LUA_REOWN, 0, a.argc, BG__ARGV(&a), a.lens);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)n) {
+        int k = 0, keep = 0;
+        for (int i = 0; i < f->npending; i++, k++) {
+            if (r->element[k]->integer == 1) {
+                f->pending[keep++] = f->pending[i];
+            } else {
+                bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
+                        "[%s] attempt was failed by a watcher while the connection was down; "
+                        "dropping its result",
+                        f->pending[i].attempt);
+            }
+        }
+        f->npending = keep;
+        for (int i = f->pos; i < f->nbatch; i++, k++)
+            if (r->element[k]->integer != 1)
+                f->batch[i].lost = 1;
+    }
+    if (r)
+        freeReplyObject(r);
+    bg__args_free(&a);
+}
+
+int bg__fiber_reconnect(bg__fiber *f) {
+    char name[128];
+    if (bg__conn_ok(&f->conn))
+        return BG_OK;
+    long long main_id = atomic_load(&f->w->main_id);
+    if (main_id <= 0)
+        return BG_EIO;
+    fiber_name(f, main_id, name, sizeof name);
+    int rc = bg__worker_connect(f->w, &f->conn, name);
+    if (rc != BG_OK) {
+        bg__log(&f->w->log, BG_LOG_DEBUG, BG__ROLE, "fiber %d: %s", f->index, f->conn.err);
+        return rc;
+    }
+    f->named_for = main_id;
+    reown(f);
+    settle_limbo(f);
+    if (!bg__conn_ok(&f->conn))
+        return BG_EIO;
+    bg__log(&f->w->log, BG_LOG_DEBUG, BG__ROLE, "fiber %d connected as client %lld", f->index,
+            f->conn.id);
+    return BG_OK;
+}
+
+void bg__fiber_rename(bg__fiber *f) {
+    char name[128];
+    long long main_id = atomic_load(&f->w->main_id);
+    if (main_id <= 0 || main_id == f->named_for || !bg__conn_ok(&f->conn))
+        return;
+    fiber_name(f, main_id, name, sizeof name);
+    const char *argv[] = {"CLIENT", "SETNAME", name};
+    redisReply *r = bg__conn_cmd(&f->conn, 3, argv, NULL);
+    if (r && r->type != REDIS_REPLY_ERROR)
+        f->named_for = main_id;
+    if (r)
+        freeReplyObject(r);
+}
+
+/* Reconnects with capped exponential backoff until connected or told to give up. Called with
+ * conn_mu held; releases it while sleeping so the main thread is never kept waiting. */
+static int connect_loop(bg__fiber *f) {
+    double delay = 10;
+    while (!atomic_load(&f->w->req_halt)) {
+        if (bg__fiber_reconnect(f) == BG_OK)
+            return BG_OK;
+        if (atomic_load(&f->w->cutoff))
+            return BG_EIO;
+        pthread_mutex_unlock(&f->conn_mu);
+        bg__sleep_ms(delay);
+        pthread_mutex_lock(&f->conn_mu);
+        delay = delay * 2 > 1000 ? 1000 : delay * 2;
+    }
+    return BG_EIO;
+}
+
+/* ---- claim and finish ---- */
+
+static void take_entry(bg__fiber *f, const redisReply *e) {
+    const char *kind = e->element[0]->str;
+    if (strcmp(kind, "drop") == 0 && e->elements >= 4) {
+        bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE, "dropped '%.100s' from ready list '%s': %s",
+                e->element[1]->str, e->element[2]->str, e->element[3]->str);
+        return;
+    }
+    if (f->nbatch >= BG__PREFETCH_MAX)
+        return; /* cannot happen: the claim asks for at most the free slots */
+    bg__claimed *c = &f->batch[f->nbatch];
+    memset(c, 0, sizeof *c);
+    bg__fmt(c->attempt, sizeof c->attempt, "%s", e->element[1]->str);
+    bg__fmt(c->job, sizeof c->job, "%s", e->element[2]->str);
+    bg__fmt(c->queue, sizeof c->queue, "%s", e->element[3]->str);
+    if (strcmp(kind, "inv") == 0 && e->elements >= 5) {
+        c->invalid = bg__strdup(e->element[4]->str);
+    } else if (strcmp(kind, "ok") == 0 && e->elements >= 8) {
+        c->cls = bg__strndup(e->element[4]->str, e->element[4]->len);
+        c->arg = bg__strndup(e->element[5]->str, e->element[5]->len);
+        c->arg_len = e->element[5]->len;
+        c->att = (int)e->element[6]->integer;
+        if (!c->cls || !c->arg)
+            c->invalid = bg__strdup("out of memory");
+    } else {
+        return;
+    }
+    f->nbatch++;
+}
+
+/* Handles finish.lua's reply: drops pending results that were recorded, warns about those whose
+ * attempt was no longer processing. */
+static void finished(bg__fiber *f, redisReply *r) {
+    for (int i = 0; i < f->npending; i++)
+        if (r->type == REDIS_REPLY_ARRAY && (size_t)i < r->elements && r->element[i]->integer == 0)
+            bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
+                    "[%s] attempt was failed by a watcher meanwhile; its result is dropped",
+                    f->pending[i].attempt);
+    f->npending = 0;
+}
+
+/* One round trip: records pending outcomes and, when claim > 0, claims up to that many jobs.
+ * Returns the number of strings the claim took off ready lists (jobs and dropped junk), or -1
+ * when the connection failed (outcomes stay pending, to be re-owned and sent again). */
+static int round_trip(bg__fiber *f, int claim) {
+    bg__args fa, ca;
+    int taken = 0, nfinish = f->npending, ok = 1;
+    if (connect_loop(f) != BG_OK)
+        return -1;
+    bg__fiber_rename(f);
+    bg__args_init(&fa);
+    bg__args_init(&ca);
+    if (nfinish) {
+        bg__finish_args(&fa, f->w->ns);
+        for (int i = 0; i < nfinish; i++) {
+            const bg__result *p = &f->pending[i];
+            finish_record(&fa, p->attempt, p->queue, p->outcome, p->time, p->err, p->msg, p->rnd);
+        }
+        bg__conn_append_eval(&f->conn, BG__LUA_FINISH, 0, fa.argc, BG__ARGV(&fa), fa.lens);
+    }
+    if (claim) {
+        claim_args(f, &ca, claim);
+        bg__conn_append_eval(&f->conn, BG__LUA_CLAIM, 0, ca.argc, BG__ARGV(&ca), ca.lens);
+    }
+    if (claim)
+        f->nlimbo = claim;
+    if (nfinish) {
+        redisReply *r =
+            bg__conn_eval_reply(&f->conn, BG__LUA_FINISH, 0, fa.argc, BG__ARGV(&fa), fa.lens);
+        if (!r) {
+            ok = 0;
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            bg__log(&f->w->log, BG_LOG_ERROR, BG__ROLE, "recording outcomes failed: %s", r->str);
+            ok = 0;
+        } else {
+            finished(f, r);
+        }
+        if (r)
+            freeReplyObject(r);
+    }
+    if (claim && bg__conn_ok(&f->conn)) {
+        redisReply *r =
+            bg__conn_eval_reply(&f->conn, BG__LUA_CLAIM, 0, ca.argc, BG__ARGV(&ca), ca.lens);
+        if (r && r->type == REDIS_REPLY_ERROR) {
+            bg__log(&f->w->log, BG_LOG_ERROR, BG__ROLE, "claiming jobs failed: %s", r->str);
+            f->nlimbo = 0;
+            ok = 0;
+        } else if (r) {
+            f->nlimbo = 0;
+            for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+                const redisReply *e = r->element[i];
+                if (e->type == REDIS_REPLY_ARRAY && e->elements >= 4 &&
+                    e->element[0]->type == REDIS_REPLY_STRING) {
+                    take_entry(f, e);
+                    taken++;
+                }
+            }
+        }
+        if (r)
+            freeReplyObject(r);
+    }
+    /* After a script error our view of Redis is unsure: start afresh on a new connection. */
+    if (!ok)
+        bg__conn_close(&f->conn);
+    bg__args_free(&fa);
+    bg__args_free(&ca);
+    return ok ? taken : -1;
+}
+
+/* Hands the claimed jobs that have not started back, atomically (SPEC §6: attempt deleted,
+ * job at the head of its ready list, att down by one). */
+static void unclaim(bg__fiber *f) {
+    /* finish.lua LPUSHes one by one: queue the outcomes last-first so the jobs keep their
+     * order at the head of the list. */
+    for (int i = f->nbatch - 1; i >= f->pos && f->npending < BG__PREFETCH_MAX; i--) {
+        if (!f->batch[i].lost) {
+            bg__result *p = &f->pending[f->npending++];
+            memset(p, 0, sizeof *p);
+            bg__fmt(p->attempt, sizeof p->attempt, "%s", f->batch[i].attempt);
+            bg__fmt(p->queue, sizeof p->queue, "%s", f->batch[i].queue);
+            p->outcome = "unclaim";
+        }
+        free_claimed(&f->batch[i]);
+    }
+    f->pos = f->nbatch = 0;
+}
+
+/* Waits for news of ready jobs (generation gen0 passed), a change of state, or a second. */
+static void wait_for_work(bg_worker *w, unsigned long long gen0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    pthread_mutex_lock(&w->mu);
+    while (w->gen == gen0 && !want_exit(w) && !atomic_load(&w->req_halt))
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Runs batch[pos] and queues its outcome. */
+static double run_one(bg__fiber *f) {
+    bg__claimed *c = &f->batch[f->pos];
+    bg__outcome out;
+    double t0 = bg__mono_ms();
+    memset(&out, 0, sizeof out);
+    if (c->lost) {
+        out.outcome = NULL;
+    } else if (c->invalid) {
+        out.outcome = "dead";
+        bg__fmt(out.err, sizeof out.err, "InvalidJob");
+        bg__fmt(out.msg, sizeof out.msg, "%s", c->invalid);
+        bg__fmt(out.time, sizeof out.time, "0.000");
+    } else {
+        bg_job job = {c->job, c->attempt, c->cls, c->queue, c->arg, c->arg_len, c->att, &f->cancel};
+        bg__dispatch(f, &job, &out);
+    }
+    double took = bg__mono_ms() - t0;
+
+    pthread_mutex_lock(&f->conn_mu);
+    if (c->lost) {
+        bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
+                "[%s] attempt was failed by a watcher meanwhile; its result is dropped",
+                c->attempt);
+    } else {
+        bg__result *p = &f->pending[f->npending++];
+        memset(p, 0, sizeof *p);
+        bg__fmt(p->attempt, sizeof p->attempt, "%s", c->attempt);
+        bg__fmt(p->queue, sizeof p->queue, "%s", c->queue);
+        p->outcome = out.outcome;
+        bg__fmt(p->time, sizeof p->time, "%s", out.time);
+        bg__fmt(p->err, sizeof p->err, "%s", out.err);
+        bg__fmt(p->msg, sizeof p->msg, "%s", out.msg);
+        p->rnd = (int)(rand_r(&f->seed) % 10);
+        if (strcmp(out.outcome, "ok") == 0)
+            bg__log(&f->w->log, BG_LOG_DEBUG, BG__ROLE, "[%s] Completed %s in %s ms", c->attempt,
+                    c->cls, out.time);
+        else
+            bg__log(&f->w->log, BG_LOG_INFO, BG__ROLE, "[%s] Failed %s in %s ms: %s: %s",
+                    c->attempt, c->cls ? c->cls : "(invalid job)", out.time, out.err, out.msg);
+    }
+    free_claimed(c);
+    f->pos++;
+    pthread_mutex_unlock(&f->conn_mu);
+    return took;
+}
+
+/* Flushes outcomes until they are recorded or the worker gives up on Redis. */
+static void flush(bg__fiber *f) {
+    while (f->npending && !atomic_load(&f->w->req_halt))
+        if (round_trip(f, 0) < 0 && atomic_load(&f->w->cutoff))
+            break;
+}
+
+void *bg__fiber_main(void *arg) {
+    bg__fiber *f = arg;
+    bg_worker *w = f->w;
+    int slow = 0;
+    f->prefetch = 1;
+    pthread_mutex_lock(&f->conn_mu);
+    while (!atomic_load(&w->req_halt)) {
+        if (want_exit(w) || paused(w)) {
+            unclaim(f);
+            flush(f);
+            if (want_exit(w))
+                break;
+            pthread_mutex_unlock(&f->conn_mu);
+            wait_for_work(w, current_gen(w));
+            pthread_mutex_lock(&f->conn_mu);
+            continue;
+        }
+        if (f->pos < f->nbatch) {
+            pthread_mutex_unlock(&f->conn_mu);
+            /* Prefetch grows only while jobs take under a millisecond, so a slow job holds
+             * back at most a batch of fast ones, once. */
+            if (run_one(f) > 1.0)
+                slow = 1;
+            pthread_mutex_lock(&f->conn_mu);
+            continue;
+        }
+        unsigned long long gen0 = current_gen(w);
+        int want = f->prefetch;
+        f->pos = f->nbatch = 0;
+        int got = round_trip(f, want);
+        if (got < 0) {
+            pthread_mutex_unlock(&f->conn_mu);
+            bg__sleep_ms(50);
+            pthread_mutex_lock(&f->conn_mu);
+            continue;
+        }
+        if (slow)
+            f->prefetch = 1;
+        else if (f->nbatch == want && want < BG__PREFETCH_MAX)
+            f->prefetch = want * 2 > BG__PREFETCH_MAX ? BG__PREFETCH_MAX : want * 2;
+        slow = 0;
+        if (got == 0) {
+            pthread_mutex_unlock(&f->conn_mu);
+            wait_for_work(w, gen0);
+            pthread_mutex_lock(&f->conn_mu);
+        }
+    }
+    unclaim(f);
+    flush(f);
+    bg__conn_close(&f->conn);
+    pthread_mutex_unlock(&f->conn_mu);
+    atomic_store(&f->exited, 1);
+    return NULL;
+}

@@ -1,0 +1,212 @@
+/* stale.c: finds the attempts whose worker vanished and fails them (SPEC §7.1, §7.2). The
+ * client list and the processing sets are read in one MULTI, so an attempt is judged against
+ * the connections alive at the same instant; each one is then failed by finish.lua only while
+ * it is still processing and still owned by the connection judged, exactly once. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "watcher_int.h"
+
+#define VANISH_BATCH 100
+
+typedef struct {
+    char attempt[BG_UUID_LEN + 1];
+    const char *queue;
+    char wrk[24], rid[48]; /* "" when absent */
+    int gone;
+} seen;
+
+static int cmp_ll(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_stale(const void *a, const void *b) {
+    return strcmp(((const struct bg__stale *)a)->attempt, ((const struct bg__stale *)b)->attempt);
+}
+
+/* The client IDs of live fiber connections (named NS-worker-fiber:*), sorted. */
+static long long *live_fibers(const bg_watcher *w, const char *list, size_t *n) {
+    char want[128];
+    size_t cap = 64, wl;
+    long long *ids = malloc(cap * sizeof *ids);
+    *n = 0;
+    bg__client_name(want, sizeof want, w->ns, "worker-fiber:");
+    wl = strlen(want);
+    for (const char *line = list; ids && line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        const char *name = memmem(line, len, " name=", 6);
+        if (strncmp(line, "id=", 3) == 0 && name && (size_t)(line + len - (name + 6)) >= wl &&
+            strncmp(name + 6, want, wl) == 0) {
+            if (*n == cap) {
+                long long *more = realloc(ids, (cap *= 2) * sizeof *ids);
+                if (!more)
+                    break;
+                ids = more;
+            }
+            ids[(*n)++] = strtoll(line + 3, NULL, 10);
+        }
+        line = end ? end + 1 : NULL;
+    }
+    if (ids)
+        qsort(ids, *n, sizeof *ids, cmp_ll);
+    return ids;
+}
+
+static void parse_run_id(const char *info, char *out, size_t len) {
+    const char *p = info ? strstr(info, "run_id:") : NULL;
+    out[0] = '\0';
+    if (p)
+        bg__fmt(out, len, "%.*s", (int)strcspn(p + 7, "\r\n"), p + 7);
+}
+
+/* Reads, in one MULTI, the client list, the server's run_id and every processing set. Returns
+ * the EXEC reply (client list, INFO, then one set per queue) or NULL. */
+static redisReply *snapshot(bg_watcher *w, int *acl) {
+    char key[256];
+    const char *multi[] = {"MULTI"}, *list[] = {"CLIENT", "LIST"}, *info[] = {"INFO", "server"},
+               *exec[] = {"EXEC"};
+    bg__conn_append(&w->conn, 1, multi, NULL);
+    bg__conn_append(&w->conn, 2, list, NULL);
+    bg__conn_append(&w->conn, 2, info, NULL);
+    for (size_t i = 0; i < w->nqueues; i++) {
+        bg__key(key, sizeof key, w->ns, BG__K_PROCESSING, w->queues[i]);
+        const char *argv[] = {"SMEMBERS", key};
+        bg__conn_append(&w->conn, 2, argv, NULL);
+    }
+    bg__conn_append(&w->conn, 1, exec, NULL);
+    redisReply *r = NULL;
+    for (size_t i = 0; i < w->nqueues + 4; i++) {
+        if (r)
+            freeReplyObject(r);
+        if ((r = bg__conn_reply(&w->conn)) == NULL)
+            return NULL;
+        if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOPERM")) {
+            bg__fmt(w->conn.err, sizeof w->conn.err, "Redis refused the watcher: %s", r->str);
+            *acl = 1;
+        }
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != w->nqueues + 2) {
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Sends the 'vanish' records in a and logs what was failed. */
+static int send_vanish(bg_watcher *w, bg__args *a, const seen *which, size_t n) {
+    redisReply *r = bg__conn_eval(&w->conn, BG__LUA_FINISH, 0, a->argc, BG__ARGV(a), a->lens);
+    if (!r)
+        return BG_EIO;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++)
+        if (r->element[i]->integer == 1)
+            bg__log(&w->log, BG_LOG_INFO, ROLE,
+                    "[%s] Worker Timeout: the worker's connection is gone (queue %s)",
+                    which[i].attempt, which[i].queue);
+    int rc = r->type == REDIS_REPLY_ERROR ? BG_EREDIS : BG_OK;
+    if (rc != BG_OK)
+        bg__log(&w->log, BG_LOG_ERROR, ROLE, "failing stale attempts: %s", r->str);
+    freeReplyObject(r);
+    return rc;
+}
+
+int bg__watcher_stale_pass(bg_watcher *w) {
+    int acl = 0, rc = BG_OK;
+    char run_id[64], key[256];
+    redisReply *snap = snapshot(w, &acl);
+    if (!snap)
+        return acl ? BG_EACL : BG_EIO;
+    size_t nlive, nseen = 0, cap = 0;
+    long long *live = live_fibers(w, snap->element[0]->str, &nlive);
+    parse_run_id(snap->element[1]->type == REDIS_REPLY_STRING ? snap->element[1]->str : NULL,
+                 run_id, sizeof run_id);
+    seen *all = NULL;
+    for (size_t q = 0; q < w->nqueues; q++) {
+        const redisReply *set = snap->element[q + 2];
+        for (size_t i = 0; set->type == REDIS_REPLY_ARRAY && i < set->elements; i++) {
+            if (nseen == cap) {
+                seen *more = realloc(all, (cap = cap ? cap * 2 : 64) * sizeof *all);
+                if (!more)
+                    break;
+                all = more;
+            }
+            bg__fmt(all[nseen].attempt, sizeof all[nseen].attempt, "%s", set->element[i]->str);
+            all[nseen++].queue = w->queues[q];
+        }
+    }
+    for (size_t i = 0; i < nseen; i++) {
+        bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, all[i].attempt);
+        const char *argv[] = {"HMGET", key, "wrk", "rid"};
+        bg__conn_append(&w->conn, 4, argv, NULL);
+    }
+
+    /* Read every owner first: the pipeline must be drained before any script runs. */
+    for (size_t i = 0; i < nseen; i++) {
+        redisReply *h = bg__conn_reply(&w->conn);
+        if (!h) {
+            rc = BG_EIO;
+            nseen = i;
+            break;
+        }
+        all[i].wrk[0] = all[i].rid[0] = '\0';
+        if (h->type == REDIS_REPLY_ARRAY && h->elements == 2) {
+            if (h->element[0]->type == REDIS_REPLY_STRING)
+                bg__fmt(all[i].wrk, sizeof all[i].wrk, "%s", h->element[0]->str);
+            if (h->element[1]->type == REDIS_REPLY_STRING)
+                bg__fmt(all[i].rid, sizeof all[i].rid, "%s", h->element[1]->str);
+        }
+        freeReplyObject(h);
+        long long id = all[i].wrk[0] ? strtoll(all[i].wrk, NULL, 10) : -1;
+        all[i].gone = !all[i].wrk[0] || !live || !bsearch(&id, live, nlive, sizeof *live, cmp_ll);
+        /* Client IDs start again from 1 after a restart or failover: an attempt recorded under
+         * another server's run_id is stale whatever its wrk says (SPEC section 7.2). */
+        if (all[i].rid[0] && run_id[0] && strncmp(run_id, all[i].rid, strlen(all[i].rid)) != 0)
+            all[i].gone = 1;
+    }
+
+    double now = bg__mono_ms();
+    struct bg__stale *next = calloc(nseen + 1, sizeof *next);
+    seen *batch = calloc(VANISH_BATCH, sizeof *batch);
+    size_t nnext = 0, nbatch = 0;
+    bg__args a;
+    bg__args_init(&a);
+    for (size_t i = 0; rc == BG_OK && next && batch && i < nseen; i++) {
+        if (all[i].gone) {
+            struct bg__stale probe, *old;
+            bg__fmt(probe.attempt, sizeof probe.attempt, "%s", all[i].attempt);
+            old = w->stale ? bsearch(&probe, w->stale, w->nstale, sizeof probe, cmp_stale) : NULL;
+            double since = old ? old->since_ms : now;
+            if (now - since >= w->grace_ms) {
+                if (nbatch == 0)
+                    bg__finish_args(&a, w->ns);
+                bg__finish_rec rec = {all[i].attempt,   all[i].queue, "vanish",    NULL,
+                                      "Worker Timeout", NULL,         rand() % 10, all[i].wrk,
+                                      all[i].rid,       w->max_itr};
+                bg__finish_record(&a, &rec);
+                batch[nbatch++] = all[i];
+            } else {
+                next[nnext] = probe;
+                next[nnext++].since_ms = since;
+            }
+        }
+        if (nbatch == VANISH_BATCH || (nbatch && i + 1 == nseen)) {
+            if ((rc = send_vanish(w, &a, batch, nbatch)) == BG_EIO)
+                break;
+            rc = BG_OK;
+            bg__args_reset(&a);
+            nbatch = 0;
+        }
+    }
+    if (next)
+        qsort(next, nnext, sizeof *next, cmp_stale);
+    free(w->stale);
+    w->stale = next;
+    w->nstale = nnext;
+    bg__args_free(&a);
+    free(batch);
+    free(all);
+    free(live);
+    freeReplyObject(snap);
+    return rc == BG_EIO ? BG_EIO : BG_OK;
+}

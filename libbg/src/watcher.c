@@ -1,0 +1,410 @@
+/* watcher.c: the watcher loop (SPEC §7): every interval it fails the attempts of vanished
+ * workers, trims history and refreshes its queue list; between intervals it moves due
+ * scheduled jobs to ready the moment they are due, woken early by Redis when a scheduled set
+ * changes. Every step is an atomic script that re-checks its condition, so any number of
+ * watchers may run at once. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "watcher_int.h"
+
+#define CONNECT_TIMEOUT_MS 3000
+#define SCHEDULE_BATCH 1000
+#define TRIM_BATCH 500
+#define TRIM_BUDGET_MS 50   /* trimming per interval, at most, so Redis is never held long */
+#define SCAN_EVERY_MS 60000 /* a SCAN for queues only foreign producers wrote */
+#define SCAN_STEPS 20       /* SCAN calls per interval, at most */
+
+void bg_watcher_options_init(bg_watcher_options *o) {
+    memset(o, 0, sizeof *o);
+    o->interval_ms = 1000;
+    o->grace_ms = 2000;
+    o->max_interruptions = 3;
+    o->retain_completed_ms = 3600e3;
+    o->retain_failed_ms = 7 * 86400e3;
+    o->retain_dead_ms = 180 * 86400e3;
+    o->log.level = BG_LOG_INFO;
+}
+
+static int fail(char *errbuf, size_t errlen, int code, const char *msg) {
+    bg__fmt(errbuf, errlen, "%s", msg);
+    return code;
+}
+
+static int has_queue(const bg_watcher *w, const char *q) {
+    for (size_t i = 0; i < w->nqueues; i++)
+        if (strcmp(w->queues[i], q) == 0)
+            return 1;
+    return 0;
+}
+
+static int add_queue(bg_watcher *w, const char *q) {
+    if (has_queue(w, q) || !bg_queue_valid(q))
+        return 0;
+    char **l = realloc(w->queues, (w->nqueues + 1) * sizeof *l);
+    if (!l)
+        return 0;
+    w->queues = l;
+    if ((l[w->nqueues] = bg__strdup(q)) == NULL)
+        return 0;
+    w->nqueues++;
+    return 1;
+}
+
+int bg_watcher_new(bg_watcher **out, const bg_watcher_options *o, char *errbuf, size_t errlen) {
+    bg_watcher_options defaults;
+    char masked[512];
+    *out = NULL;
+    if (!o) {
+        bg_watcher_options_init(&defaults);
+        o = &defaults;
+    }
+    const char *ns = o->ns ? o->ns : BG_DEFAULT_NAMESPACE;
+    if (!bg_namespace_valid(ns))
+        return fail(errbuf, errlen, BG_EINVAL, "invalid namespace: 1 to 64 of A-Z a-z 0-9 _ . -");
+    if (!(o->interval_ms > 0) || o->grace_ms < 0 || o->max_interruptions < 1 ||
+        o->retain_completed_ms < 0 || o->retain_failed_ms < 0 || o->retain_dead_ms < 0)
+        return fail(errbuf, errlen, BG_EINVAL,
+                    "the interval must be positive, max interruptions at least 1, and the "
+                    "grace and retention not negative");
+    for (size_t i = 0; i < o->nqueues; i++)
+        if (!bg_queue_valid(o->queues[i]))
+            return fail(errbuf, errlen, BG_EINVAL,
+                        "invalid queue name: 1 to 128 of A-Z a-z 0-9 _ . -");
+    bg_watcher *w = calloc(1, sizeof *w);
+    if (!w)
+        return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
+    const char *url = o->url ? o->url : BG_DEFAULT_URL;
+    int rc = bg__url_parse(url, &w->url, errbuf, errlen);
+    w->ns = bg__strdup(ns);
+    w->url_masked = bg__strdup(bg_url_mask(url, masked, sizeof masked));
+    if (rc == BG_OK && (!w->ns || !w->url_masked))
+        rc = fail(errbuf, errlen, BG_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == BG_OK && i < o->nqueues; i++)
+        add_queue(w, o->queues[i]);
+    if (rc != BG_OK) {
+        bg_watcher_free(w);
+        return rc;
+    }
+    w->fixed_queues = o->nqueues > 0;
+    w->interval_ms = o->interval_ms;
+    w->grace_ms = o->grace_ms;
+    w->max_itr = o->max_interruptions;
+    w->retain_ms[0] = o->retain_completed_ms;
+    w->retain_ms[1] = o->retain_failed_ms;
+    w->retain_ms[2] = o->retain_dead_ms;
+    w->log = o->log;
+    w->conn.id = w->sub.conn.id = -1;
+    for (int k = 0; k < BG__K_COUNT; k++)
+        bg__key(w->key_prefix[k], sizeof w->key_prefix[k], w->ns, (bg__key_kind)k, "");
+    *out = w;
+    return BG_OK;
+}
+
+void bg_watcher_stop(bg_watcher *w) {
+    atomic_store(&w->stop, 1);
+}
+
+void bg_watcher_free(bg_watcher *w) {
+    if (!w)
+        return;
+    bg__conn_close(&w->conn);
+    bg__conn_close(&w->sub.conn);
+    for (size_t i = 0; i < w->nqueues; i++)
+        free(w->queues[i]);
+    free(w->queues);
+    free(w->stale);
+    free(w->ns);
+    free(w->url_masked);
+    bg__url_clear(&w->url);
+    free(w);
+}
+
+/* A reply that says an ACL forbids what the watcher needs: it cannot do its job at all. */
+static int refused(bg_watcher *w, const redisReply *r, const char *what) {
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return 0;
+    bg__fmt(w->conn.err, sizeof w->conn.err, "Redis refused %s: %s", what, r->str);
+    return strstr(r->str, "NOPERM") != NULL;
+}
+
+/* ---- connections ---- */
+
+static int connect_all(bg_watcher *w) {
+    char name[128];
+    bg__client_name(name, sizeof name, w->ns, ROLE);
+    int rc = bg__conn_open(&w->conn, &w->url, w->url_masked, name, CONNECT_TIMEOUT_MS);
+    if (rc != BG_OK)
+        return rc;
+    /* Fail at once, with a clear message, when an ACL forbids the client list. */
+    const char *argv[] = {"CLIENT", "LIST"};
+    redisReply *r = bg__conn_cmd(&w->conn, 2, argv, NULL);
+    if (!r)
+        return BG_EIO;
+    int acl = refused(w, r, "CLIENT LIST") || r->type == REDIS_REPLY_ERROR;
+    freeReplyObject(r);
+    if (acl)
+        return BG_EACL;
+    if (bg__conn_open(&w->sub.conn, &w->url, w->url_masked, name, CONNECT_TIMEOUT_MS) != BG_OK)
+        return BG_EIO;
+    if (bg__notify_subscribe(&w->sub) != BG_OK)
+        return BG_EIO;
+    if (bg__notify_track(&w->conn, w->sub.conn.id, w->key_prefix[BG__K_SCHEDULED], 1) == BG_EACL)
+        bg__log(&w->log, BG_LOG_WARN, ROLE, "%s: scheduled jobs are looked at every interval only",
+                w->conn.err);
+    return bg__conn_ok(&w->conn) ? BG_OK : BG_EIO;
+}
+
+/* Keeps both connections up: logs a loss once, retries with capped backoff. Returns 1 when
+ * connected, 0 when not (yet), or a negative error when an ACL forbids the watcher's work. */
+static int ensure_connected(bg_watcher *w) {
+    double now = bg__mono_ms();
+    if (bg__conn_ok(&w->conn) && bg__conn_ok(&w->sub.conn))
+        return 1;
+    bg__conn_close(&w->conn);
+    bg__conn_close(&w->sub.conn);
+    if (now < w->next_try_ms)
+        return 0;
+    int rc = connect_all(w);
+    if (rc == BG_EACL || rc == BG_EREDIS)
+        return rc;
+    if (rc != BG_OK) {
+        if (!w->down_logged)
+            bg__log(&w->log, BG_LOG_WARN, ROLE, "no connection to Redis at %s: %s", w->url_masked,
+                    w->conn.err[0] ? w->conn.err : w->sub.conn.err);
+        w->down_logged = 1;
+        w->delay_ms = w->delay_ms < 10 ? 10 : (w->delay_ms * 2 > 1000 ? 1000 : w->delay_ms * 2);
+        w->next_try_ms = now + w->delay_ms;
+        bg__conn_close(&w->conn);
+        bg__conn_close(&w->sub.conn);
+        return 0;
+    }
+    if (w->down_logged)
+        bg__log(&w->log, BG_LOG_INFO, ROLE, "connected to Redis at %s", w->url_masked);
+    w->down_logged = 0;
+    w->delay_ms = 10;
+    return 1;
+}
+
+/* ---- queues ---- */
+
+/* Adds the queue a key like "NS:ready:<q>" names, when it is one of the per-queue keys. */
+static void queue_from_key(bg_watcher *w, const char *key, size_t len, bg__args *found) {
+    static const bg__key_kind kinds[] = {BG__K_READY,     BG__K_SCHEDULED, BG__K_PROCESSING,
+                                         BG__K_COMPLETED, BG__K_FAILED,    BG__K_DEAD};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        const char *p = w->key_prefix[kinds[i]];
+        size_t n = strlen(p);
+        if (len > n && len - n <= 128 && strncmp(key, p, n) == 0) {
+            char q[129];
+            memcpy(q, key + n, len - n);
+            q[len - n] = '\0';
+            if (add_queue(w, q))
+                bg__args_str(found, q);
+            return;
+        }
+    }
+}
+
+/* Re-reads NS:queues, and goes on with the SCAN for queues only foreign producers wrote (a new
+ * one at most once a minute, a bounded number of steps per call). Found queues are added to
+ * NS:queues for the other programs. */
+static void refresh_queues(bg_watcher *w) {
+    const char *argv[] = {"SMEMBERS", w->key_prefix[BG__K_QUEUES]};
+    redisReply *r = bg__conn_cmd(&w->conn, 2, argv, NULL);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            add_queue(w, r->element[i]->str);
+    if (r)
+        freeReplyObject(r);
+
+    double now = bg__mono_ms();
+    if (!w->cursor[0] && now >= w->next_scan_ms)
+        bg__fmt(w->cursor, sizeof w->cursor, "0");
+    bg__args found;
+    bg__args_init(&found);
+    bg__args_str(&found, "SADD");
+    bg__args_str(&found, w->key_prefix[BG__K_QUEUES]);
+    char match[128];
+    bg__fmt(match, sizeof match, "%s:*", w->ns);
+    for (int step = 0; w->cursor[0] && step < SCAN_STEPS && bg__conn_ok(&w->conn); step++) {
+        const char *scan[] = {"SCAN", w->cursor, "MATCH", match, "COUNT", "1000"};
+        r = bg__conn_cmd(&w->conn, 6, scan, NULL);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r)
+                freeReplyObject(r);
+            w->cursor[0] = '\0';
+            break;
+        }
+        bg__fmt(w->cursor, sizeof w->cursor, "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++)
+            queue_from_key(w, r->element[1]->element[i]->str, r->element[1]->element[i]->len,
+                           &found);
+        freeReplyObject(r);
+        if (strcmp(w->cursor, "0") == 0) {
+            w->cursor[0] = '\0';
+            w->next_scan_ms = now + SCAN_EVERY_MS;
+        }
+    }
+    if (found.argc > 2 && bg__conn_ok(&w->conn)) {
+        r = bg__conn_cmd(&w->conn, found.argc, BG__ARGV(&found), found.lens);
+        if (r)
+            freeReplyObject(r);
+    }
+    bg__args_free(&found);
+}
+
+/* ---- due scheduled jobs ---- */
+
+/* Moves every due job to ready. Returns how many ms until the next job is due (-1: none is
+ * scheduled), or -2 when the connection failed. */
+static double schedule_pass(bg_watcher *w) {
+    double wait = -1;
+    char sched[256], ready[256];
+    for (size_t i = 0; i < w->nqueues && bg__conn_ok(&w->conn); i++) {
+        bg__key(sched, sizeof sched, w->ns, BG__K_SCHEDULED, w->queues[i]);
+        bg__key(ready, sizeof ready, w->ns, BG__K_READY, w->queues[i]);
+        const char *argv[] = {sched, ready, "1000"};
+        for (;;) {
+            redisReply *r = bg__conn_eval(&w->conn, BG__LUA_SCHEDULE, 0, 3, argv, NULL);
+            if (!r)
+                return -2;
+            long long moved = 0, next = -1, now = 0;
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+                moved = r->element[0]->integer;
+                bg__parse_ll(r->element[1]->str, r->element[1]->len, &next);
+                bg__parse_ll(r->element[2]->str, r->element[2]->len, &now);
+            }
+            freeReplyObject(r);
+            if (moved)
+                bg__log(&w->log, BG_LOG_DEBUG, ROLE, "%lld due jobs of %s to ready", moved,
+                        w->queues[i]);
+            if (moved < SCHEDULE_BATCH) {
+                if (next >= 0) {
+                    double d = next > now ? (double)(next - now) : 0;
+                    wait = wait < 0 || d < wait ? d : wait;
+                }
+                break;
+            }
+        }
+    }
+    return bg__conn_ok(&w->conn) ? wait : -2;
+}
+
+/* ---- retention ---- */
+
+/* Trims completed, failed and dead history older than its retention, and beyond the caps of
+ * SPEC section 7.5, oldest first, in bounded batches within a time budget. */
+static void trim_pass(bg_watcher *w, long long now_ms) {
+    static const struct {
+        bg__key_kind kind;
+        const char *mode;
+        const char *cap;
+    } sets[3] = {{BG__K_COMPLETED, "completed", "100000"},
+                 {BG__K_FAILED, "failed", "100000"},
+                 {BG__K_DEAD, "dead", "10000"}};
+    char key[256], cutoff[32], batch[16];
+    double until = bg__mono_ms() + TRIM_BUDGET_MS;
+    bg__fmt(batch, sizeof batch, "%d", TRIM_BATCH);
+    for (size_t q = 0; q < w->nqueues; q++) {
+        for (int s = 0; s < 3; s++) {
+            bg__key(key, sizeof key, w->ns, sets[s].kind, w->queues[q]);
+            bg__fmt(cutoff, sizeof cutoff, "%lld", now_ms - (long long)w->retain_ms[s]);
+            const char *argv[] = {key,
+                                  sets[s].mode,
+                                  w->key_prefix[BG__K_ATTEMPTS],
+                                  w->key_prefix[BG__K_JOBS],
+                                  cutoff,
+                                  sets[s].cap,
+                                  batch};
+            long long n;
+            do {
+                if (bg__mono_ms() > until || !bg__conn_ok(&w->conn))
+                    return;
+                redisReply *r = bg__conn_eval(&w->conn, BG__LUA_TRIM, 0, 7, argv, NULL);
+                n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+                if (r)
+                    freeReplyObject(r);
+                if (n)
+                    bg__log(&w->log, BG_LOG_DEBUG, ROLE, "trimmed %lld %s of %s", n, sets[s].mode,
+                            w->queues[q]);
+            } while (n == TRIM_BATCH);
+        }
+    }
+}
+
+/* ---- the loop ---- */
+
+static long long server_ms(bg_watcher *w) {
+    const char *argv[] = {"TIME"};
+    redisReply *r = bg__conn_cmd(&w->conn, 1, argv, NULL);
+    long long ms = -1, s, us;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        bg__parse_ll(r->element[0]->str, r->element[0]->len, &s) == 0 &&
+        bg__parse_ll(r->element[1]->str, r->element[1]->len, &us) == 0)
+        ms = s * 1000 + us / 1000;
+    if (r)
+        freeReplyObject(r);
+    return ms;
+}
+
+/* What runs once an interval. Returns BG_OK, or BG_EACL when the watcher may not work. */
+static int interval_pass(bg_watcher *w) {
+    if (!w->fixed_queues)
+        refresh_queues(w);
+    int rc = bg__watcher_stale_pass(w);
+    if (rc == BG_EACL)
+        return rc;
+    long long now = server_ms(w);
+    if (now > 0)
+        trim_pass(w, now);
+    return BG_OK;
+}
+
+/* Sleeps until wait_ms passed, a scheduled set changed, or a stop was asked for. */
+static void nap(bg_watcher *w, double wait_ms) {
+    double until = bg__mono_ms() + wait_ms;
+    while (!atomic_load(&w->stop)) {
+        double left = until - bg__mono_ms();
+        if (left <= 0)
+            return;
+        int slice = left > 100 ? 100 : (int)ceil(left);
+        if (bg__notify_wait(&w->sub, slice) != 0)
+            return; /* news, or the connection went: either way look again now */
+    }
+}
+
+int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
+    double next_interval = 0;
+    bg__log(&w->log, BG_LOG_INFO, ROLE,
+            "started: namespace %s, Redis %s, interval %.3f s, grace %.3f s", w->ns, w->url_masked,
+            w->interval_ms / 1000, w->grace_ms / 1000);
+    while (!atomic_load(&w->stop)) {
+        int up = ensure_connected(w);
+        if (up < 0) {
+            bg__fmt(errbuf, errlen, "%s", w->conn.err);
+            return up;
+        }
+        if (!up) {
+            nap(w, 20);
+            continue;
+        }
+        if (bg__mono_ms() >= next_interval) {
+            next_interval = bg__mono_ms() + w->interval_ms;
+            if (interval_pass(w) == BG_EACL) {
+                bg__fmt(errbuf, errlen, "%s", w->conn.err);
+                return BG_EACL;
+            }
+        }
+        double due = schedule_pass(w);
+        if (due == -2)
+            continue;
+        double wait = next_interval - bg__mono_ms();
+        if (due >= 0 && due < wait)
+            wait = due;
+        nap(w, wait);
+    }
+    bg__log(&w->log, BG_LOG_INFO, ROLE, "stopped");
+    return 0;
+}

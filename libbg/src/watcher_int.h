@@ -1,0 +1,47 @@
+/* watcher_int.h: the watcher's state, shared by watcher.c (the loop, connections, queues, due
+ * jobs, trimming) and stale.c (attempts of vanished workers). */
+#ifndef BG_WATCHER_INT_H
+#define BG_WATCHER_INT_H
+
+#include <stdatomic.h>
+
+#include "bg_int.h"
+
+#define ROLE "watcher"
+
+struct bg_watcher {
+    char *ns;
+    char *url_masked;
+    bg__url url;
+    char **queues; /* the queues to watch now */
+    size_t nqueues;
+    int fixed_queues; /* given by the caller: never refreshed */
+    double interval_ms, grace_ms;
+    int max_itr;
+    double retain_ms[3]; /* completed, failed, dead */
+    bg_logger log;
+    char key_prefix[BG__K_COUNT][96];
+    atomic_int stop;
+
+    bg__conn conn; /* commands and scripts; tracks NS:scheduled: for sub */
+    bg__notify sub;
+    int down_logged;
+    double next_try_ms, delay_ms;
+    char cursor[32]; /* of the queue SCAN under way, "" when none */
+    double next_scan_ms;
+    struct bg__stale *stale; /* attempts seen stale, sorted by attempt ID */
+    size_t nstale;
+};
+
+/* An attempt whose worker connection was not alive, and since when this watcher knows. */
+struct bg__stale {
+    char attempt[BG_UUID_LEN + 1];
+    double since_ms;
+};
+
+/* Fails the attempts whose worker connection has been gone for longer than the grace (SPEC
+ * section 7.1 and 7.2). Returns BG_OK, BG_EIO when the connection failed, BG_EACL when an ACL
+ * forbids the work (message in w->conn.err). */
+int bg__watcher_stale_pass(bg_watcher *w);
+
+#endif
