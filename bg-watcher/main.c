@@ -1,0 +1,168 @@
+/* bg-watcher: moves due scheduled jobs to ready, fails the attempts of vanished workers,
+ * retries or buries their jobs, and trims history (SPEC §7). This file parses the options and
+ * the signals; the watcher itself is libbg's bg_watcher. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bg_common.h"
+
+#define bad_usage(...) bgc_usage_error("bg-watcher", __VA_ARGS__)
+
+static bg_watcher *the_watcher; /* for the signal handler only */
+static volatile sig_atomic_t stops;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: bg-watcher [-q QUEUE[,QUEUE...]]... [-r URL] [-n NS] [-i SECONDS]\n"
+            "                  [--grace SECONDS] [--max-interruptions N]\n"
+            "                  [--retain-completed DURATION] [--retain-failed DURATION]\n"
+            "                  [--retain-dead DURATION] [-v] [--log-format text|json] [-V] [-h]\n"
+            "\n"
+            "  -q, --queue Q[,Q...]         queues to watch (default: every known queue)\n"
+            "  -r, --redis URL              Redis URL (default $BG_REDIS_URL, $REDIS_URL,\n"
+            "                               redis://127.0.0.1:6379/0)\n"
+            "  -n, --namespace NS           key namespace (default $BG_NAMESPACE or bg)\n"
+            "  -i, --interval D             how often to look (default 1s; 0.1 allowed)\n"
+            "      --grace D                how long a worker connection may be gone before\n"
+            "                               its attempts fail (default 2s)\n"
+            "      --max-interruptions N    vanished workers a job survives (default 3)\n"
+            "      --retain-completed D     keep completed attempts and jobs (default 1h)\n"
+            "      --retain-failed D        keep failed attempts (default 7d)\n"
+            "      --retain-dead D          keep dead jobs (default 180d)\n"
+            "  -v, --verbose                debug logs\n"
+            "      --log-format F           text (default) or json\n"
+            "  -V, --version                print the version\n"
+            "  -h, --help                   print this help\n"
+            "Durations: 30, 1.5s, 250ms, 5m, 2h, 1d; 0 keeps none.\n");
+}
+
+static void on_stop(int sig) {
+    (void)sig;
+    if (++stops > 1)
+        _exit(1);
+    bg_watcher_stop(the_watcher);
+}
+
+enum { OPT_GRACE = 256, OPT_MAXITR, OPT_RC, OPT_RF, OPT_RD, OPT_LOG_FORMAT };
+
+static double duration(const char *flag, const char *s) {
+    double ms;
+    if (bgc_parse_duration_ms(s, &ms) != 0)
+        bad_usage("invalid %s '%s': e.g. 30, 1.5s, 250ms, 5m, 2h, 1d", flag, s);
+    return ms;
+}
+
+static void parse(int argc, char **argv, bg_watcher_options *o, bgc_log_config *log, char ***queues,
+                  size_t *nq) {
+    static const struct option longopts[] = {
+        {"queue", required_argument, NULL, 'q'},
+        {"redis", required_argument, NULL, 'r'},
+        {"namespace", required_argument, NULL, 'n'},
+        {"interval", required_argument, NULL, 'i'},
+        {"grace", required_argument, NULL, OPT_GRACE},
+        {"max-interruptions", required_argument, NULL, OPT_MAXITR},
+        {"retain-completed", required_argument, NULL, OPT_RC},
+        {"retain-failed", required_argument, NULL, OPT_RF},
+        {"retain-dead", required_argument, NULL, OPT_RD},
+        {"verbose", no_argument, NULL, 'v'},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    char err[256];
+    long long n;
+    int ch;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":q:r:n:i:vVh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'q':
+            if (bgc_parse_queues(optarg, queues, nq, err, sizeof err) != 0)
+                bad_usage("invalid queue: %s", err);
+            break;
+        case 'r':
+            o->url = optarg;
+            break;
+        case 'n':
+            o->ns = optarg;
+            break;
+        case 'i':
+            o->interval_ms = duration("--interval", optarg);
+            if (o->interval_ms <= 0)
+                bad_usage("invalid --interval '%s': it must be more than 0", optarg);
+            break;
+        case OPT_GRACE:
+            o->grace_ms = duration("--grace", optarg);
+            break;
+        case OPT_MAXITR:
+            if (bgc_parse_int(optarg, 1, 1000000, &n) != 0)
+                bad_usage("invalid --max-interruptions '%s': a whole number from 1", optarg);
+            o->max_interruptions = (int)n;
+            break;
+        case OPT_RC:
+            o->retain_completed_ms = duration("--retain-completed", optarg);
+            break;
+        case OPT_RF:
+            o->retain_failed_ms = duration("--retain-failed", optarg);
+            break;
+        case OPT_RD:
+            o->retain_dead_ms = duration("--retain-dead", optarg);
+            break;
+        case 'v':
+            log->level = BG_LOG_DEBUG;
+            break;
+        case OPT_LOG_FORMAT:
+            if (bgc_parse_log_format(optarg, log) != 0)
+                bad_usage("invalid --log-format '%s': text or json", optarg);
+            break;
+        case 'V':
+            printf("bg-watcher %s\n", bg_version());
+            exit(0);
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case ':':
+            bad_usage("option %s needs a value", argv[optind - 1]);
+        default:
+            bad_usage("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        bad_usage("unexpected argument '%s'", argv[optind]);
+}
+
+int main(int argc, char **argv) {
+    bg_watcher_options o;
+    bgc_log_config logcfg = {0, BG_LOG_INFO};
+    char **queues = NULL;
+    size_t nq = 0;
+    char err[1024];
+
+    bg_watcher_options_init(&o);
+    o.url = bgc_default_url();
+    o.ns = bgc_default_ns();
+    parse(argc, argv, &o, &logcfg, &queues, &nq);
+    o.queues = (const char *const *)queues;
+    o.nqueues = nq;
+    o.log = bgc_logger(&logcfg);
+    if (bg_url_check(o.url, err, sizeof err) != BG_OK)
+        bad_usage("%s", err);
+    if (!bg_namespace_valid(o.ns))
+        bad_usage("invalid namespace '%s': 1 to 64 of A-Z a-z 0-9 _ . -", o.ns);
+
+    bg_watcher *w;
+    if (bg_watcher_new(&w, &o, err, sizeof err) != BG_OK)
+        bad_usage("%s", err);
+    signal(SIGPIPE, SIG_IGN);
+    the_watcher = w;
+    bgc_on_signal(SIGTERM, on_stop);
+    bgc_on_signal(SIGINT, on_stop);
+    int rc = bg_watcher_run(w, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "bg-watcher: %s\n", err);
+    bg_watcher_free(w);
+    bgc_free_list(queues, nq);
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,65 @@
+/* bg_common.h: what bg-worker, bg-watcher and bg-cli share but libbg does not export: option
+ * parsing (durations, times, numbers, queue lists), the defaults taken from the environment,
+ * and the log sink that writes SPEC §10 lines to standard error. */
+#ifndef BG_COMMON_H
+#define BG_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bg/bg.h"
+
+/* ---- opts.c ---- */
+
+/* Parses a duration of SPEC §2: a number, decimals allowed, with an optional unit ms, s (the
+ * default), m, h or d ("30", "1.5s", "250ms", "5m", "2h", "1d") into milliseconds. Negative,
+ * empty, NaN, infinite or trailing junk: returns -1. */
+int bgc_parse_duration_ms(const char *s, double *ms);
+
+/* Parses a time of SPEC §2: ms since the epoch, or ISO 8601 YYYY-MM-DDTHH:MM:SS[.fff] with Z
+ * or ±HH:MM, into ms since the epoch. Returns 0 or -1. */
+int bgc_parse_time_ms(const char *s, int64_t *ms);
+
+/* Parses a whole decimal number in [min, max] (strtoll with end and range checks). 0 or -1. */
+int bgc_parse_int(const char *s, long long min, long long max, long long *out);
+
+/* Splits a comma-separated list of queue names and appends each to *list (a growable array of
+ * *n copies). Returns 0, or -1 when a name is invalid (SPEC §2), writing the bad name into
+ * err. */
+int bgc_parse_queues(const char *s, char ***list, size_t *n, char *err, size_t errlen);
+void bgc_free_list(char **list, size_t n);
+
+/* The Redis URL to use when no -r was given: $BG_REDIS_URL, else $REDIS_URL, else the default. */
+const char *bgc_default_url(void);
+/* The namespace to use when no -n was given: $BG_NAMESPACE, else "bg". */
+const char *bgc_default_ns(void);
+
+/* ---- prog.c ---- */
+
+/* Prints "PROG: <message> (see PROG -h)" on stderr and exits 2: a usage error. */
+void bgc_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
+__attribute__((noreturn));
+
+/* Installs fn for sig with SA_RESTART. fn must only set a flag (or call an async-signal-safe
+ * bg_*_signal/stop function). */
+void bgc_on_signal(int sig, void (*fn)(int));
+
+/* ---- log.c ---- */
+
+typedef struct {
+    int json;           /* --log-format json */
+    bg_log_level level; /* BG_LOG_DEBUG with -v */
+} bgc_log_config;
+
+/* A bg_log_fn writing one line an event to stderr: text
+ * "2026-11-22T10:00:00.123Z I worker: message" or one JSON object. userdata is a
+ * bgc_log_config. Safe from several threads at once. */
+void bgc_log_sink(void *userdata, bg_log_level level, const char *role, const char *msg);
+
+/* Builds a bg_logger that uses bgc_log_sink with cfg. */
+bg_logger bgc_logger(bgc_log_config *cfg);
+
+/* Parses "text" or "json" into cfg->json. 0 or -1. */
+int bgc_parse_log_format(const char *s, bgc_log_config *cfg);
+
+#endif

@@ -1,0 +1,69 @@
+/* log.c: the programs' log sink: one line an event on standard error, as text (SPEC §10) or as
+ * one JSON object a line. */
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "bg_common.h"
+
+static const char level_letter[] = {'D', 'I', 'W', 'E'};
+static const char *const level_name[] = {"debug", "info", "warn", "error"};
+
+static void iso_now(char *buf, size_t len) {
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+void bgc_log_sink(void *userdata, bg_log_level level, const char *role, const char *msg) {
+    const bgc_log_config *cfg = userdata;
+    char when[40];
+    if ((int)level < 0 || level > BG_LOG_ERROR)
+        level = BG_LOG_ERROR;
+    iso_now(when, sizeof when);
+    if (cfg && cfg->json) {
+        /* jansson escapes the message; bytes that are not UTF-8 (a foreign class name, say)
+         * are replaced rather than making the line unreadable. */
+        json_t *o =
+            json_pack("{s:s, s:s, s:s}", "time", when, "level", level_name[level], "role", role);
+        json_t *m = json_stringn_nocheck(msg, strlen(msg));
+        char *line = NULL;
+        if (o && m && json_object_set_new(o, "msg", m) == 0) {
+            m = NULL;
+            line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+        }
+        json_decref(m);
+        if (line) {
+            fprintf(stderr, "%s\n", line);
+            free(line);
+        }
+        json_decref(o);
+    } else {
+        /* One fprintf per line: stdio locks the stream, so lines from fibers never interleave. */
+        fprintf(stderr, "%s %c %s: %s\n", when, level_letter[level], role, msg);
+    }
+}
+
+bg_logger bgc_logger(bgc_log_config *cfg) {
+    bg_logger l;
+    l.fn = bgc_log_sink;
+    l.userdata = cfg;
+    l.level = cfg->level;
+    return l;
+}
+
+int bgc_parse_log_format(const char *s, bgc_log_config *cfg) {
+    if (strcmp(s, "text") == 0)
+        cfg->json = 0;
+    else if (strcmp(s, "json") == 0)
+        cfg->json = 1;
+    else
+        return -1;
+    return 0;
+}
