@@ -1,0 +1,202 @@
+"""Fixtures for bg's end-to-end tests: a real redis-server of the tests' own on a free loopback
+port, and the real bg executables, run as users run them.
+
+The build directory comes from $BG_BUILD_DIR (default: build/ at the top of the tree)."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import redis
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("BG_BUILD_DIR", os.path.join(TOP, "build"))
+
+
+def exe(name):
+    """Path of a built bg program (bg-worker, bg-watcher, bg-cli) or test helper."""
+    for cand in (os.path.join(BUILD, name, name), os.path.join(BUILD, "tests", name),
+                 os.path.join(BUILD, name)):
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    raise FileNotFoundError(f"{name} is not built under {BUILD}")
+
+
+def wait_for(cond, timeout=10.0, interval=0.01, what="condition"):
+    """Polls cond() until it returns a truthy value, which it returns; fails past timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A redis-server on a free loopback port in its own temporary directory, stopped by PID."""
+
+    def __init__(self, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="bg-test-redis-")
+        self.extra = list(extra)
+        self.proc = None
+        self.port = None
+
+    def start(self, port=None):
+        for _ in range(20):
+            self.port = port or _free_port()
+            args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                    "--dir", self.dir, "--save", "", "--appendonly", "no",
+                    "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
+            args += self.extra
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_for(self._ping, timeout=5, what="redis-server to answer")
+                return self
+            except AssertionError:
+                self.proc.kill()
+                self.proc.wait()
+                if port:
+                    raise
+        raise RuntimeError("could not start redis-server")
+
+    def _ping(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("redis-server exited")
+        try:
+            return redis.Redis(port=self.port, socket_timeout=1).ping()
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self):
+        """Stops the server and starts it again on the same port (same data dir)."""
+        self.stop()
+        self.start(port=self.port)
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self, **kw):
+        return redis.Redis(port=self.port, decode_responses=True, **kw)
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server_session():
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    srv = RedisServer().start()
+    yield srv
+    srv.cleanup()
+
+
+@pytest.fixture
+def rs(redis_server_session):
+    """The shared test server, flushed for each test."""
+    r = redis_server_session.client()
+    r.flushall()
+    r.close()
+    return redis_server_session
+
+
+@pytest.fixture
+def r(rs):
+    """A python redis client on the test server: the foreign producer."""
+    c = rs.client()
+    yield c
+    c.close()
+
+
+class Proc:
+    """A bg program started as users start it, stopped by signal at the end of the test."""
+
+    def __init__(self, args, env=None):
+        self.args = args
+        self.errpath = tempfile.mktemp(prefix="bg-test-stderr-")
+        self.errf = open(self.errpath, "wb")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.errf,
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        with open(self.errpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=30):
+        return self.proc.wait(timeout)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.errf.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def spawn():
+    """spawn(args, env=None) starts a program; every one is stopped (TERM, then KILL) at the end."""
+    procs = []
+
+    def start(args, env=None):
+        p = Proc(args, env=env)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.stop()
+
+
+def run(args, input=None, env=None, timeout=30):
+    """Runs a program to completion; returns CompletedProcess with text stdout/stderr."""
+    return subprocess.run(args, input=input, capture_output=True, env=env, timeout=timeout,
+                          text=isinstance(input, str) or input is None)
+
+
+def cli(rs, *args, ns=None, input=None, env=None):
+    """Runs bg-cli against the test server."""
+    pre = [exe("bg-cli"), "-r", rs.url]
+    if ns:
+        pre += ["-n", ns]
+    return run(pre + list(args), input=input, env=env)
+
+
+def clients_named(r, prefix):
+    """The CLIENT LIST entries whose name starts with prefix."""
+    return [c for c in r.client_list() if c.get("name", "").startswith(prefix)]

@@ -1,0 +1,223 @@
+"""bg-worker under signals, lost connections and SIGKILL: nothing is lost, nothing outlives it."""
+
+import os
+import random
+import signal
+import time
+
+from conftest import clients_named, exe, wait_for
+from test_worker import PLUGIN, attempts_of, finished, push, server_ms, wait_done, worker
+
+
+def running(r, jid):
+    """The job's attempt while it is in processing."""
+    for a in attempts_of(r, jid):
+        if r.sismember(f"bg:processing:{a['que']}", a["id"]):
+            return a
+    return None
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1][0] != "Z"
+
+
+# ---- signals ----
+
+def test_term_waits_for_running_jobs_then_exits_0(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "2")
+    jid = push(r, "bg.sleep", '{"ms":400}')
+    wait_for(lambda: running(r, jid), what="the job to start")
+    w.signal(signal.SIGTERM)
+    assert w.wait(10) == 0
+    a = finished(r, jid)
+    assert a and "err" not in a
+    later = push(r, "bg.noop")
+    assert r.lrange("bg:ready:default", 0, -1) == [later]
+
+
+def test_shutdown_cutoff_fails_attempt_and_requeues_at_head_without_using_a_retry(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "2", "--shutdown-timeout", "0.3", "-p", PLUGIN,
+               "-e", "hang=sleep 60")
+    j_sleep = push(r, "bg.sleep", '{"ms":60000}')
+    j_exec = push(r, "hang")
+    wait_for(lambda: running(r, j_sleep) and running(r, j_exec), what="both jobs to start")
+    waiting = push(r, "bg.noop", queue="other")
+    w.signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    assert w.wait(15) == 0
+    assert time.monotonic() - t0 < 5
+    for j in (j_sleep, j_exec):
+        a = finished(r, j)
+        assert a["err"] == "Worker Shutdown", a
+        assert r.zscore("bg:failed:default", a["id"]) is not None
+        assert r.hget(f"bg:jobs:{j}", "att") == "0"
+        assert r.zscore("bg:scheduled:default", j) is None
+    assert set(r.lrange("bg:ready:default", 0, 1)) == {j_sleep, j_exec}
+    assert r.scard("bg:processing:default") == 0
+    assert r.lrange("bg:ready:other", 0, -1) == [waiting]
+
+
+def test_handler_that_ignores_cancellation_is_abandoned_and_requeued(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "1", "--shutdown-timeout", "0", "-p", PLUGIN)
+    jid = push(r, "test.stubborn")
+    wait_for(lambda: running(r, jid), what="the job to start")
+    w.signal(signal.SIGTERM)
+    assert w.wait(20) == 0
+    a = finished(r, jid)
+    assert a["err"] == "Worker Shutdown"
+    assert r.lrange("bg:ready:default", 0, -1) == [jid]
+
+
+def test_second_term_exits_at_once_with_1(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "1", "-e", "hang=sleep 60")
+    jid = push(r, "hang")
+    wait_for(lambda: running(r, jid), what="the job to start")
+    w.signal(signal.SIGTERM)
+    time.sleep(0.1)
+    w.signal(signal.SIGINT)
+    assert w.wait(3) == 1
+
+
+def test_tstp_quiets_even_blocked_fibers_and_cont_resumes(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "3")
+    w.signal(signal.SIGTSTP)
+    wait_for(lambda: "quiet" in w.log(), what="quiet")
+    jid = push(r, "bg.noop")
+    time.sleep(1.5)  # longer than a fiber's longest wait: a fiber that ignored quiet would run it
+    assert r.lrange("bg:ready:default", 0, -1) == [jid]
+    w.signal(signal.SIGCONT)
+    assert "err" not in wait_done(r, jid)
+
+
+def test_quiet_hands_back_prefetched_jobs(rs, r, spawn):
+    ids = [push(r, "bg.noop") for _ in range(3000)]
+    w = worker(spawn, rs, "-c", "2")
+    wait_for(lambda: r.zcard("bg:completed:default") > 200, what="some jobs to run")
+    w.signal(signal.SIGTERM)
+    assert w.wait(10) == 0
+    done = r.zcard("bg:completed:default")
+    ready = r.lrange("bg:ready:default", 0, -1)
+    assert done + len(ready) == len(ids)
+    assert r.scard("bg:processing:default") == 0
+    # Each fiber hands its unstarted jobs back in their order; two fibers' hand-backs may land
+    # either way round, so the list is at most three increasing runs (two batches, the rest).
+    pos = [ids.index(j) for j in ready]
+    assert sum(1 for a, b in zip(pos, pos[1:]) if b < a) <= 2, pos[:80]
+    assert all(r.hget(f"bg:jobs:{j}", "att") in (None, "0") for j in ready[:50])
+    assert len(r.keys("bg:attempts:*")) == done
+
+
+# ---- nothing outlives the worker ----
+
+def test_exec_process_group_dies_with_a_sigkilled_worker(rs, r, spawn, tmp_path):
+    pids = tmp_path / "pids"
+    w = worker(spawn, rs, "-c", "1", "-e",
+               f"tree=sleep 300 & echo $! >> {pids}; (sleep 301 & echo $! >> {pids}; wait) & "
+               f"echo $$ >> {pids}; wait")
+    push(r, "tree")
+    wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, what="the job's pids")
+    procs = [int(p) for p in pids.read_text().split()]
+    assert all(alive(p) for p in procs)
+    w.signal(signal.SIGKILL)
+    w.wait(5)
+    wait_for(lambda: not any(alive(p) for p in procs), timeout=5, what="the job's processes to die")
+
+
+def test_exec_child_holds_no_redis_socket(rs, r, spawn, tmp_path):
+    out = tmp_path / "fds"
+    worker(spawn, rs, "-c", "2", "-e", f"fds=ls /proc/self/fd > {out}")
+    wait_done(r, push(r, "fds"))
+    fds = sorted(int(x) for x in out.read_text().split())
+    assert fds == [0, 1, 2, 3]  # 3 is ls's own directory handle
+
+
+# ---- lost connections ----
+
+def test_main_connection_killed_fibers_rename(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "3")
+    old = clients_named(r, "bg-worker:")[0]["id"]
+    r.client_kill_filter(_id=old)
+    def renamed():
+        mains = clients_named(r, "bg-worker:")
+        if len(mains) != 1 or mains[0]["id"] == old:
+            return False
+        fibers = clients_named(r, "bg-worker-fiber:")
+        return len(fibers) == 3 and all(f["name"] == "bg-worker-fiber:" + mains[0]["id"]
+                                        for f in fibers)
+    wait_for(renamed, what="fibers to rename after the main connection's new ID")
+    assert "err" not in wait_done(r, push(r, "bg.noop"))
+    assert w.log().count("lost the connection") == 1
+
+
+def test_fiber_connection_killed_mid_job_reowns_its_attempt(rs, r, spawn):
+    worker(spawn, rs, "-c", "1", "-e", "nap=sleep 1")
+    jid = push(r, "nap")
+    a0 = wait_for(lambda: running(r, jid), what="the job to start")
+    r.client_kill_filter(_id=a0["wrk"])
+    a1 = wait_for(lambda: (lambda a: a if a and a["wrk"] != a0["wrk"] else None)(running(r, jid)),
+                  timeout=3, what="the attempt to be re-owned")
+    assert a1["id"] == a0["id"]
+    assert a1["wrk"] in {c["id"] for c in clients_named(r, "bg-worker-fiber:")}
+    a = wait_done(r, jid)
+    assert "err" not in a and a["id"] == a0["id"]
+    assert len(attempts_of(r, jid)) == 1
+
+
+def test_redis_restart_worker_reconnects_and_goes_on(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "2")
+    wait_done(r, push(r, "bg.noop"))
+    rs.restart()
+    r2 = rs.client()
+    wait_for(lambda: len(clients_named(r2, "bg-worker-fiber:")) == 2, what="fibers to come back")
+    assert "err" not in wait_done(r2, push(r2, "bg.noop"))  # scripts re-loaded after NOSCRIPT
+    assert w.log().count("lost the connection") == 1
+    assert "reconnected" in w.log()
+    assert w.proc.poll() is None
+
+
+def test_redis_hang_is_noticed(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "1")
+    os.kill(rs.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: "stopped answering" in w.log(), timeout=10, what="the hang to be noticed")
+    finally:
+        os.kill(rs.proc.pid, signal.SIGCONT)
+    assert "err" not in wait_done(r, push(r, "bg.noop"), timeout=15)
+
+
+# ---- no loss ----
+
+def test_sigkill_in_a_loop_loses_no_job(rs, r, spawn):
+    """A first chaos test: workers are SIGKILLed at random while jobs flow. Without a watcher a
+    dead worker's attempts stay in processing, so every job must be either completed, still
+    ready, or held by exactly one attempt in processing: never nowhere, never run twice."""
+    rnd = random.Random(1234)
+    ids = [push(r, "bg.sleep", '{"ms":%d}' % rnd.choice([0, 1, 5])) for _ in range(1500)]
+    for _ in range(12):
+        w = spawn([exe("bg-worker"), "-r", rs.url, "-c", "4"])
+        time.sleep(rnd.uniform(0.05, 0.3))
+        w.signal(signal.SIGKILL)
+        w.wait(5)
+    spawn([exe("bg-worker"), "-r", rs.url, "-c", "4"])
+    wait_for(lambda: r.llen("bg:ready:default") == 0, timeout=60, what="the queue to drain")
+    done = set()
+    for aid in r.zrange("bg:completed:default", 0, -1):
+        done.add(r.hget(f"bg:attempts:{aid}", "job"))
+    held = [r.hget(f"bg:attempts:{aid}", "job") for aid in r.smembers("bg:processing:default")]
+    assert len(held) == len(set(held))
+    wait_for(lambda: len(done) + len(held) >= len(ids) or
+             len(set(r.hget(f"bg:attempts:{a}", "job") for a in
+                     r.zrange("bg:completed:default", 0, -1))) + len(held) >= len(ids),
+             timeout=30, what="the last jobs to finish")
+    done = set(r.hget(f"bg:attempts:{a}", "job") for a in r.zrange("bg:completed:default", 0, -1))
+    held = set(r.hget(f"bg:attempts:{a}", "job") for a in r.smembers("bg:processing:default"))
+    print("chaos: completed", len(done), "held by dead workers", len(held))
+    assert not (done & held)
+    assert done | held == set(ids)
+    assert r.zcard("bg:completed:default") == len(done)  # no job completed twice
+    assert int(r.hget("bg:stats:default", "completed")) == len(done)
