@@ -1,0 +1,534 @@
+#!/usr/bin/env bash
+# dev.sh: bg's one entry point for developers and CI on Debian 12. It installs what the build
+# needs (as root, with apt-get), then either runs a short demo against a redis-server of its own
+# or runs every check CI runs. See usage() below, or ./dev.sh -h.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$TOP"
+
+# Debian's python3: it has python3-redis and python3-pytest, whatever else is first on PATH.
+PY=/usr/bin/python3
+JOBS=$(nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+# Upper bounds, so that a hung test ends the run with a message instead of eating CI's time.
+E2E_TIMEOUT=${E2E_TIMEOUT:-900}
+UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
+
+PACKAGES=(build-essential cmake pkg-config libhiredis-dev uuid-dev libjansson-dev libcmocka-dev
+    redis-server redis-tools python3 python3-redis python3-pytest clang libclang-rt-14-dev procps)
+TEST_PACKAGES=(clang-format)
+
+usage() {
+    cat <<EOF
+usage: ./dev.sh demo [REDIS_URL]
+       ./dev.sh test
+       ./dev.sh -h
+
+  demo   Installs what is missing, builds bg (Release) into build/, starts a redis-server of its
+         own on a free port in a temporary directory (or uses REDIS_URL, in the namespace
+         bg-demo), a bg-watcher and a bg-worker, enqueues a few jobs with bg-cli and one with
+         redis-cli as a producer in another language would, waits for them, prints
+         bg-cli status and one job, then stops everything it started.
+
+  test   Installs what is missing, then runs what CI runs:
+           build        -DBG_WERROR=ON into build/
+           unit         ctest in build/
+           e2e          pytest tests/e2e against build/
+           format       clang-format --dry-run --Werror on every tracked .c and .h
+           asan-*       the same build and suites with -DBG_SANITIZE=address,undefined
+                        (clang) in build-asan/
+           fuzz_*       each libFuzzer target, built in build-fuzz/, for FUZZ_SECONDS seconds
+         A stage that fails does not stop the others; the last line says what failed.
+
+Environment:
+  CI              when set (not "false"), a skipped test counts as a failure
+  FUZZ_SECONDS    how long each fuzz target runs (default 20)
+  E2E_TIMEOUT     seconds one pytest run may take before it is ended (default 900)
+
+Installing packages needs root (or sudo). Nothing is installed when every package is there.
+EOF
+}
+
+if [ -t 2 ]; then
+    say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+else
+    say() { printf '==> %s\n' "$*" >&2; }
+fi
+warn() { printf 'dev.sh: warning: %s\n' "$*" >&2; }
+die() {
+    printf 'dev.sh: %s\n' "$*" >&2
+    exit 1
+}
+is_ci() { [ -n "${CI:-}" ] && [ "${CI}" != false ] && [ "${CI}" != 0 ]; }
+
+# ---- packages ----
+
+# Installs the packages of "$@" that dpkg does not list as installed; apt-get is not run at all
+# when every one is there.
+ensure_packages() {
+    local missing=() p status
+    for p in "$@"; do
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        [[ $status == *"install ok installed"* ]] || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || die "run as root to install: ${missing[*]}"
+        sudo=(sudo)
+    fi
+    say "installing ${missing[*]}"
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# ---- building ----
+
+# A build directory configured with another compiler cannot be switched in place: start it over.
+fresh_for_compiler() {
+    local dir=$1 cc=$2 cached
+    [ -f "$dir/CMakeCache.txt" ] || return 0
+    cached=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$dir/CMakeCache.txt")
+    if [ -n "$cached" ] && [ "$(readlink -f "$cached")" != "$(readlink -f "$(command -v "$cc")")" ]; then
+        rm -rf "$dir"
+    fi
+}
+
+# configure DIR CMAKE_ARGS...: configures the tree into DIR.
+configure() {
+    local dir=$1
+    shift
+    say "configuring $dir $*"
+    cmake -S "$TOP" -B "$dir" "$@"
+}
+
+# ---- demo ----
+
+DEMO_PIDS=()
+DEMO_DIR=
+DEMO_REDIS_PID=
+DEMO_URL=
+DEMO_NS=bg-demo
+BGCLI_BIN=$TOP/build/bg-cli/bg-cli
+
+bgcli() { "$BGCLI_BIN" -r "$DEMO_URL" -n "$DEMO_NS" "$@"; }
+
+demo_cleanup() {
+    local rc=$? pid i
+    trap - EXIT INT TERM
+    # The bg programs first (they stop gracefully on TERM), then the demo's own redis-server.
+    for pid in "${DEMO_PIDS[@]}" $DEMO_REDIS_PID; do
+        kill -TERM "$pid" 2>/dev/null || continue
+        for i in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "$DEMO_DIR" ]; then
+        echo
+        echo "Everything the demo started is stopped. Its logs are in $DEMO_DIR:"
+        printf "  %s\n" "$DEMO_DIR"/*.log
+    fi
+    exit "$rc"
+}
+
+# A loopback port nothing listens on now (never 6379).
+free_port() {
+    "$PY" -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_demo_redis() {
+    local port
+    for _ in 1 2 3 4 5; do
+        port=$(free_port)
+        [ "$port" = 6379 ] && continue
+        redis-server --port "$port" --bind 127.0.0.1 --dir "$DEMO_DIR" --save '' \
+            --appendonly no --daemonize no --logfile "$DEMO_DIR/redis.log" \
+            --maxmemory-policy noeviction &
+        DEMO_REDIS_PID=$!
+        for _ in $(seq 50); do
+            if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; then
+                DEMO_URL="redis://127.0.0.1:$port/0"
+                return 0
+            fi
+            kill -0 "$DEMO_REDIS_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        # Another process took the port meanwhile: try another one.
+        kill -KILL "$DEMO_REDIS_PID" 2>/dev/null || true
+        wait "$DEMO_REDIS_PID" 2>/dev/null || true
+        DEMO_REDIS_PID=
+    done
+    die "could not start redis-server (see $DEMO_DIR/redis.log)"
+}
+
+# The URL with its password masked, for what the demo prints.
+masked_url() {
+    # shellcheck disable=SC2001 # a regex, not a plain substitution
+    sed 's#^\([a-z]*://[^:@/]*\):[^/]*@#\1:***@#' <<<"$DEMO_URL"
+}
+
+# redis-cli for a bg URL: redis://... as is, unix:///path?db=N as -s and -n.
+rcli() {
+    if [[ $DEMO_URL == unix://* ]]; then
+        local rest=${DEMO_URL#unix://} db=0
+        [[ $rest == *\?db=* ]] && db=${rest##*\?db=}
+        redis-cli --no-auth-warning -s "${rest%%\?*}" -n "$db" "$@"
+    else
+        redis-cli --no-auth-warning -u "$DEMO_URL" "$@"
+    fi
+}
+
+# Shows and runs one `bg-cli enqueue`; prints the new job's UUID.
+demo_enqueue() {
+    local a shown="" id
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9._,:/=-]+$ ]]; then
+            shown+=" $a"
+        else
+            shown+=" '$a'"
+        fi
+    done
+    id=$(bgcli enqueue "$@")
+    printf '  bg-cli enqueue%s\n      %s\n' "$shown" "$id" >&2
+    echo "$id"
+}
+
+# Sums of the status figures of the demo's queues: completed failed processing ready scheduled.
+demo_counts() {
+    bgcli status -q high,default --json 2>/dev/null | "$PY" -c '
+import json, sys
+qs = json.load(sys.stdin)["queues"]
+print(*(sum(q[k] for q in qs) for k in ("completed", "failed", "processing", "ready", "scheduled")))'
+}
+
+# The figures before the demo enqueued anything: a Redis given by URL may hold earlier runs.
+DEMO_BASE=(0 0 0 0 0)
+
+# Waits until `want` more attempts finished than before the demo and nothing is ready or
+# running (and, when want_scheduled is 0, no more is scheduled than before). Returns 1 after
+# timeout seconds.
+wait_for_jobs() {
+    local want=$1 want_scheduled=$2 timeout=$3 counts c f p r s
+    local deadline=$((SECONDS + timeout))
+    want=$((want + DEMO_BASE[0] + DEMO_BASE[1]))
+    while [ $SECONDS -lt $deadline ]; do
+        if counts=$(demo_counts); then
+            read -r c f p r s <<<"$counts"
+            if [ $((c + f)) -ge "$want" ] && [ "$p" = 0 ] && [ "$r" = 0 ] &&
+                { [ "$want_scheduled" != 0 ] || [ "$s" -le "${DEMO_BASE[4]}" ]; }; then
+                return 0
+            fi
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+cmd_demo() {
+    [ $# -le 1 ] || die "usage: ./dev.sh demo [REDIS_URL]"
+    DEMO_URL=${1:-}
+    ensure_packages "${PACKAGES[@]}"
+
+    configure build -DCMAKE_BUILD_TYPE=Release -DBG_WERROR=OFF -DBG_SANITIZE= -DBG_FUZZ=OFF
+    cmake --build build -j "$JOBS" --target bg-worker bg-watcher bg-cli
+
+    local worker=build/bg-worker/bg-worker watcher=build/bg-watcher/bg-watcher
+    DEMO_DIR=$(mktemp -d /tmp/bg-demo.XXXXXX)
+    trap demo_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+
+    if [ -z "$DEMO_URL" ]; then
+        start_demo_redis
+        say "redis-server $(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/') on $DEMO_URL (pid $DEMO_REDIS_PID)"
+    else
+        say "using $(masked_url)"
+    fi
+    local ns=$DEMO_NS
+
+    say "starting bg-watcher and bg-worker (namespace $ns)"
+    "$watcher" -r "$DEMO_URL" -n "$ns" -i 0.2 -v 2>"$DEMO_DIR/watcher.log" &
+    local watcher_pid=$!
+    DEMO_PIDS+=("$watcher_pid")
+    "$worker" -r "$DEMO_URL" -n "$ns" -q high,default -c 4 -e 'demo.echo=cat' -v \
+        2>"$DEMO_DIR/worker.log" &
+    local worker_pid=$!
+    DEMO_PIDS+=("$worker_pid")
+    sleep 0.5
+    if ! kill -0 "$worker_pid" 2>/dev/null; then
+        tail -n 20 "$DEMO_DIR/worker.log" >&2 || true
+        die "bg-worker exited at once (log above)"
+    fi
+    local watcher_alive=1
+    if ! kill -0 "$watcher_pid" 2>/dev/null; then
+        watcher_alive=0
+        warn "bg-watcher exited at once; the delayed job will wait in scheduled"
+    fi
+
+    local base
+    if base=$(demo_counts); then
+        read -r -a DEMO_BASE <<<"$base"
+    fi
+    say "enqueueing jobs with bg-cli"
+    local ids=()
+    ids+=("$(demo_enqueue bg.noop -q high)")
+    ids+=("$(demo_enqueue bg.sleep '{"ms":200}')")
+    ids+=("$(demo_enqueue demo.echo '{"hello":"world"}')")
+    ids+=("$(demo_enqueue bg.fail '{"err":"Demo::Oops","msg":"this one fails on purpose"}' \
+        --retries 0)")
+    ids+=("$(demo_enqueue bg.noop '{"delayed":true}' --in 2s)")
+
+    say "enqueueing one job as a producer in another language would (SPEC §3), with redis-cli"
+    local id now
+    id=$(cat /proc/sys/kernel/random/uuid)
+    now=$(rcli TIME | { read -r s && read -r us && echo $((s * 1000 + us / 1000)); })
+    echo "  HSET $ns:jobs:$id que default cls demo.echo arg '{\"from\":\"redis-cli\"}' qat $now"
+    echo "  RPUSH $ns:ready:default $id"
+    rcli HSET "$ns:jobs:$id" que default cls demo.echo arg '{"from":"redis-cli"}' qat "$now" \
+        >/dev/null
+    rcli RPUSH "$ns:ready:default" "$id" >/dev/null
+
+    say "waiting for the jobs to run"
+    if ! wait_for_jobs 5 1 30; then
+        bgcli status -q high,default || true
+        die "the jobs did not run within 30 s (see $DEMO_DIR/worker.log)"
+    fi
+    if [ "$watcher_alive" = 1 ] && kill -0 "$watcher_pid" 2>/dev/null; then
+        wait_for_jobs 6 0 15 || warn "the delayed job has not run yet (see $DEMO_DIR/watcher.log)"
+    fi
+
+    say "the end of bg-worker's log"
+    tail -n 12 "$DEMO_DIR/worker.log"
+    echo
+    local shown
+    shown="bg-cli -r $(masked_url) -n $ns"
+    say "$shown status -q high,default"
+    bgcli status -q high,default
+    echo
+    say "redis-cli HGETALL $ns:jobs:$id    (the job redis-cli enqueued)"
+    rcli HGETALL "$ns:jobs:$id" | paste - -
+}
+
+# ---- test ----
+
+STAGES=()
+RESULTS=()
+
+# stage NAME FUNCTION ARGS...: runs one check, records how it went, and never stops the run.
+stage() {
+    local name=$1 start=$SECONDS rc=0
+    shift
+    echo
+    say "[$name] $*"
+    "$@" || rc=$?
+    STAGES+=("$name")
+    if [ $rc -eq 0 ]; then
+        RESULTS+=("passed")
+        say "[$name] passed in $((SECONDS - start)) s"
+    else
+        RESULTS+=("FAILED")
+        say "[$name] FAILED (status $rc) after $((SECONDS - start)) s"
+    fi
+    return 0
+}
+
+# A stage that cannot run because one it depends on failed.
+not_run() {
+    STAGES+=("$1")
+    RESULTS+=("not run ($2 failed)")
+}
+
+passed() {
+    local i
+    for i in "${!STAGES[@]}"; do
+        if [ "${STAGES[$i]}" = "$1" ]; then
+            [ "${RESULTS[$i]}" = passed ]
+            return
+        fi
+    done
+    return 1
+}
+
+do_build() {
+    local dir=$1
+    shift
+    configure "$dir" "$@" && cmake --build "$dir" -j "$JOBS"
+}
+
+do_unit() {
+    (cd "$1" && ctest --output-on-failure --no-tests=error --timeout "$UNIT_TIMEOUT" -j "$JOBS")
+}
+
+# Runs the end-to-end suite against a build directory. In CI a skipped test is a failure: a test
+# that silently skips (no redis-server, say) would otherwise hide that nothing was checked.
+do_e2e() {
+    local dir=$1 xml="$1/e2e-junit.xml" rc=0 skipped
+    rm -f "$xml"
+    BG_BUILD_DIR="$TOP/$dir" timeout -k 30 "$E2E_TIMEOUT" \
+        "$PY" -m pytest -q -rs -p no:cacheprovider --junitxml="$xml" tests/e2e || rc=$?
+    [ $rc -eq 124 ] && echo "dev.sh: pytest did not finish within $E2E_TIMEOUT s" >&2
+    [ $rc -eq 0 ] || return $rc
+    skipped=$("$PY" -c '
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.iter("testsuite")
+print(sum(int(s.get("skipped", 0)) for s in suites))' "$xml") || return 1
+    if [ "$skipped" != 0 ] && is_ci; then
+        echo "dev.sh: $skipped end-to-end test(s) skipped; in CI a skip is a failure" >&2
+        return 1
+    fi
+}
+
+do_format() {
+    local files
+    if git -C "$TOP" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        files=$(git -C "$TOP" ls-files '*.c' '*.h')
+    else
+        files=$(find . -path ./build\* -prune -o \( -name '*.c' -o -name '*.h' \) -print)
+    fi
+    [ -n "$files" ] || return 0
+    echo "$files" | xargs -d '\n' clang-format --dry-run --Werror
+}
+
+# LeakSanitizer needs ptrace-like powers that some containers deny; check before relying on it.
+lsan_works() {
+    local d out
+    d=$(mktemp -d)
+    printf '#include <stdlib.h>\nint main(void) { return malloc(7) == NULL; }\n' >"$d/leak.c"
+    clang -fsanitize=address -g "$d/leak.c" -o "$d/leak" 2>/dev/null || {
+        rm -rf "$d"
+        return 1
+    }
+    out=$(ASAN_OPTIONS=detect_leaks=1 "$d/leak" 2>&1 || true)
+    rm -rf "$d"
+    [[ $out == *"detected memory leaks"* ]]
+}
+
+do_fuzz() {
+    local target=$1 bin=build-fuzz/tests/fuzz/$1 work=build-fuzz/corpus/$1 rc=0
+    mkdir -p "$work" build-fuzz/artifacts
+    # New inputs go to the first (scratch) directory; the checked-in seeds are only read.
+    "$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="build-fuzz/artifacts/$target-" "$work" "tests/fuzz/corpus/$target" \
+        >"build-fuzz/$target.log" 2>&1 || rc=$?
+    if [ $rc -ne 0 ]; then
+        tail -n 60 "build-fuzz/$target.log" >&2
+        echo "dev.sh: $target found a crash; the input is in build-fuzz/artifacts/" >&2
+        return $rc
+    fi
+    grep -E '^(Done|stat::number_of_executed_units)' "build-fuzz/$target.log" || true
+}
+
+cmd_test() {
+    [ $# -eq 0 ] || die "usage: ./dev.sh test"
+    local start=$SECONDS
+    ensure_packages "${PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+    if is_ci; then
+        say "CI: a skipped test counts as a failure"
+    fi
+
+    # 1. The regular build, warnings as errors, and its suites.
+    stage build do_build build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBG_WERROR=ON \
+        -DBG_SANITIZE= -DBG_TESTS=ON -DBG_FUZZ=OFF
+    if passed build; then
+        stage unit do_unit build
+        stage e2e do_e2e build
+    else
+        not_run unit build
+        not_run e2e build
+    fi
+
+    # 2. Format.
+    stage format do_format
+
+    # 3. The same suites under AddressSanitizer (with LeakSanitizer) and UBSan, built by clang.
+    local leaks=1
+    if ! lsan_works; then
+        leaks=0
+        warn "LeakSanitizer does not work here; the sanitizer run checks no leaks"
+    fi
+    export ASAN_OPTIONS="detect_leaks=$leaks"
+    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    fresh_for_compiler build-asan clang
+    stage asan-build do_build build-asan -DCMAKE_C_COMPILER=clang \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBG_WERROR=OFF -DBG_SANITIZE=address,undefined \
+        -DBG_TESTS=ON -DBG_FUZZ=OFF
+    if passed asan-build; then
+        stage asan-unit do_unit build-asan
+        stage asan-e2e do_e2e build-asan
+    else
+        not_run asan-unit asan-build
+        not_run asan-e2e asan-build
+    fi
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+
+    # 4. The fuzz targets, each for a bounded time from its seed corpus.
+    local targets=() t
+    for t in tests/fuzz/fuzz_*.c; do
+        t=${t##*/}
+        targets+=("${t%.c}")
+    done
+    fresh_for_compiler build-fuzz clang
+    stage fuzz-build do_build_fuzz "${targets[@]}"
+    for t in "${targets[@]}"; do
+        if passed fuzz-build; then
+            stage "$t" do_fuzz "$t"
+        else
+            not_run "$t" fuzz-build
+        fi
+    done
+
+    summary $((SECONDS - start))
+}
+
+do_build_fuzz() {
+    configure build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DBG_FUZZ=ON -DBG_TESTS=OFF -DBG_SANITIZE= -DBG_WERROR=OFF &&
+        cmake --build build-fuzz -j "$JOBS" --target "$@"
+}
+
+summary() {
+    local secs=$1 i failed=()
+    echo
+    echo "Summary:"
+    for i in "${!STAGES[@]}"; do
+        printf '  %-12s %s\n' "${STAGES[$i]}" "${RESULTS[$i]}"
+        [ "${RESULTS[$i]}" = passed ] || failed+=("${STAGES[$i]}")
+    done
+    local took="$((secs / 60))m$((secs % 60))s"
+    if [ ${#failed[@]} -eq 0 ]; then
+        echo "dev.sh test: PASSED, all ${#STAGES[@]} stages in $took"
+        return 0
+    fi
+    echo "dev.sh test: FAILED ${#failed[@]} of ${#STAGES[@]} stages (${failed[*]}) in $took"
+    return 1
+}
+
+case "${1:-}" in
+demo)
+    shift
+    cmd_demo "$@"
+    ;;
+test)
+    shift
+    cmd_test "$@"
+    ;;
+-h | --help | help)
+    usage
+    ;;
+"")
+    usage >&2
+    exit 2
+    ;;
+*)
+    echo "dev.sh: unknown command '$1'" >&2
+    usage >&2
+    exit 2
+    ;;
+esac
