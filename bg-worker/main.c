@@ -178,6 +178,10 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < x.nplugins; i++)
         if (bg_worker_load_plugin(w, x.plugins[i], err, sizeof err) != BG_OK) {
             fprintf(stderr, "bg-worker: %s\n", err);
+            bg_worker_free(w);
+            bgc_free_list(queues, nq);
+            free(x.execs);
+            free(x.plugins);
             return 1;
         }
     for (size_t i = 0; i < x.nexecs; i++) {

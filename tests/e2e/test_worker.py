@@ -42,7 +42,8 @@ def finished(r, jid, ns="bg", queue="default"):
     for a in attempts_of(r, jid, ns):
         if r.zscore(f"{ns}:completed:{queue}", a["id"]) is not None or \
                 r.zscore(f"{ns}:failed:{queue}", a["id"]) is not None:
-            return a
+            # Read again: the hash may have been read just before the outcome was recorded.
+            return dict(r.hgetall(f"{ns}:attempts:{a['id']}"), id=a["id"])
     return None
 
 
