@@ -63,6 +63,7 @@ typedef enum {
     BG__LUA_REOWN,
     BG__LUA_SCHEDULE,
     BG__LUA_TRIM,
+    BG__LUA_RETRY,
     BG__LUA_COUNT
 } bg__script_id;
 

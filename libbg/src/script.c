@@ -9,6 +9,7 @@ extern const char bg__lua_finish[];
 extern const char bg__lua_reown[];
 extern const char bg__lua_schedule[];
 extern const char bg__lua_trim[];
+extern const char bg__lua_retry[];
 
 static const struct {
     const char *name;
@@ -21,6 +22,7 @@ static const struct {
     [BG__LUA_REOWN] = {"reown", bg__lua_reown},
     [BG__LUA_SCHEDULE] = {"schedule", bg__lua_schedule},
     [BG__LUA_TRIM] = {"trim", bg__lua_trim},
+    [BG__LUA_RETRY] = {"retry", bg__lua_retry},
 };
 
 const char *bg__script_source(bg__script_id id) {

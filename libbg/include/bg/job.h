@@ -41,6 +41,18 @@ BG_EXPORT int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, 
  * finished). */
 BG_EXPORT int bg_dequeue(bg_client *c, const char *job_id);
 
+/* Puts a dead job, or one waiting in scheduled for its retry, back at the tail of its ready
+ * list now, with its attempt count (att) and interruption count (itr) reset to 0. Returns
+ * BG_OK, BG_ENOTFOUND when there is no such job, or BG_ESTATE for a job in any other state
+ * (waiting in ready, running, finished, or delayed and never run). */
+BG_EXPORT int bg_retry(bg_client *c, const char *job_id);
+
+/* Puts every dead job of the given queues (every queue in NS:queues when nqueues is 0) back on
+ * its ready list, as bg_retry() does, oldest first, in batches that keep Redis responsive.
+ * *moved (when not NULL) says how many jobs went back, also after an error. */
+BG_EXPORT int bg_retry_dead(bg_client *c, const char *const *queues, size_t nqueues,
+                            size_t *moved);
+
 /* Checks that s is a lowercase RFC 4122 UUID in its 36-character form. 1 when valid. */
 BG_EXPORT int bg_uuid_valid(const char *s);
 

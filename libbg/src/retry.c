@@ -1,0 +1,128 @@
+/* retry.c: puts dead jobs, and jobs waiting for their retry, back on their ready list now
+ * (retry.lua), for `bg-cli retry`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bg_int.h"
+
+/* Dead jobs moved per script call: short enough that Redis never blocks for long, whatever the
+ * size of the dead set. */
+#define DEAD_BATCH 500
+
+/* The prefixes retry.lua takes as ARGV[1..4]. */
+typedef struct {
+    char jobs[256], ready[256], sched[256], dead[256];
+} prefixes;
+
+static void set_prefixes(prefixes *p, const char *ns) {
+    bg__key(p->jobs, sizeof p->jobs, ns, BG__K_JOBS, "");
+    bg__key(p->ready, sizeof p->ready, ns, BG__K_READY, "");
+    bg__key(p->sched, sizeof p->sched, ns, BG__K_SCHEDULED, "");
+    bg__key(p->dead, sizeof p->dead, ns, BG__K_DEAD, "");
+}
+
+/* Runs retry.lua with the given mode arguments; returns its reply (an array) or NULL after an
+ * error reported on c, its code in *rc. */
+static redisReply *run(bg_client *c, const prefixes *p, int argc, const char **args, int *rc) {
+    const char *argv[7] = {p->jobs, p->ready, p->sched, p->dead};
+    for (int i = 0; i < argc; i++)
+        argv[4 + i] = args[i];
+    redisReply *r = bg__conn_eval(&c->conn, BG__LUA_RETRY, 0, 4 + argc, argv, NULL);
+    if (!r) {
+        *rc = bg__client_fail(c, BG_EIO, "retry on %s: %s", c->url_masked, c->conn.err);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        *rc = bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS, "retry on %s: %s",
+                              c->url_masked, r->str);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+               r->element[0]->type != REDIS_REPLY_INTEGER) {
+        *rc = bg__client_fail(c, BG_EPROTO, "retry on %s: unexpected reply", c->url_masked);
+    } else {
+        return r;
+    }
+    freeReplyObject(r);
+    return NULL;
+}
+
+int bg_retry(bg_client *c, const char *job_id) {
+    prefixes p;
+    int rc;
+    if (!c)
+        return BG_EINVAL;
+    if (!job_id || !*job_id)
+        return bg__client_fail(c, BG_EINVAL, "no job given");
+    if ((rc = bg__client_ensure(c)) != BG_OK)
+        return rc;
+    set_prefixes(&p, c->ns);
+    const char *args[] = {"job", job_id};
+    redisReply *r = run(c, &p, 2, args, &rc);
+    if (!r)
+        return rc;
+    const char *why = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "";
+    if (r->element[0]->integer == 1)
+        rc = BG_OK;
+    else if (strcmp(why, "nojob") == 0)
+        rc = bg__client_fail(c, BG_ENOTFOUND, "no job %s", job_id);
+    else if (strcmp(why, "delayed") == 0)
+        rc = bg__client_fail(c, BG_ESTATE,
+                             "job %s is scheduled but has never run: it is not waiting for a "
+                             "retry",
+                             job_id);
+    else
+        rc = bg__client_fail(c, BG_ESTATE,
+                             "job %s is neither dead nor waiting for a retry (it is ready, "
+                             "running or finished)",
+                             job_id);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Moves every dead job of queue q, DEAD_BATCH per call; adds what moved to *moved. */
+static int retry_dead_queue(bg_client *c, const prefixes *p, const char *q, size_t *moved) {
+    char batch[16];
+    snprintf(batch, sizeof batch, "%d", DEAD_BATCH);
+    const char *args[] = {"dead", q, batch};
+    int rc;
+    for (;;) {
+        redisReply *r = run(c, p, 3, args, &rc);
+        if (!r)
+            return rc;
+        long long n = r->element[0]->integer;
+        long long seen = r->element[1]->type == REDIS_REPLY_INTEGER ? r->element[1]->integer : 0;
+        freeReplyObject(r);
+        *moved += (size_t)(n > 0 ? n : 0);
+        if (seen < DEAD_BATCH)
+            return BG_OK;
+    }
+}
+
+int bg_retry_dead(bg_client *c, const char *const *queues, size_t nqueues, size_t *moved) {
+    size_t local = 0;
+    bg_status *known = NULL;
+    prefixes p;
+    int rc;
+    if (!moved)
+        moved = &local;
+    *moved = 0;
+    if (!c || (nqueues && !queues))
+        return BG_EINVAL;
+    for (size_t i = 0; i < nqueues; i++)
+        if (!bg_queue_valid(queues[i]))
+            return bg__client_fail(c, BG_EINVAL,
+                                   "invalid queue '%s': 1 to 128 of A-Z a-z 0-9 _ . -",
+                                   queues[i] ? queues[i] : "");
+    if ((rc = bg__client_ensure(c)) != BG_OK)
+        return rc;
+    /* No queue given: every known one, as bg-cli status lists them. */
+    if (nqueues == 0 && (rc = bg_status_read(c, NULL, 0, &known)) != BG_OK)
+        return rc;
+    set_prefixes(&p, c->ns);
+    size_t n = known ? bg_status_count(known) : nqueues;
+    for (size_t i = 0; i < n && rc == BG_OK; i++) {
+        const char *q = known ? bg_status_queue(known, i)->name : queues[i];
+        rc = retry_dead_queue(c, &p, q, moved);
+    }
+    bg_status_free(known);
+    return rc;
+}
