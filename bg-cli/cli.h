@@ -31,6 +31,7 @@ typedef struct cli_cmd {
 extern const cli_cmd cli_cmd_status;
 extern const cli_cmd cli_cmd_enqueue;
 extern const cli_cmd cli_cmd_dequeue;
+extern const cli_cmd cli_cmd_retry;
 
 /* Prints "bg-cli: CMD: message (see bg-cli CMD -h)" on stderr; returns CLI_EXIT_USAGE. cmd may
  * be NULL for the global options. */

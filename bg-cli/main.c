@@ -11,7 +11,8 @@
 #include "bg_common.h"
 #include "cli.h"
 
-static const cli_cmd *const commands[] = {&cli_cmd_status, &cli_cmd_enqueue, &cli_cmd_dequeue};
+static const cli_cmd *const commands[] = {&cli_cmd_status, &cli_cmd_enqueue, &cli_cmd_dequeue,
+                                          &cli_cmd_retry};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void vreport(const cli_cmd *cmd, const char *fmt, va_list ap, const char *tail) {
