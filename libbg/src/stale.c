@@ -166,6 +166,7 @@ int bg__watcher_stale_pass(bg_watcher *w) {
     }
 
     double now = bg__mono_ms();
+    w->stale_due_ms = 0;
     struct bg__stale *next = calloc(nseen + 1, sizeof *next);
     seen *batch = calloc(VANISH_BATCH, sizeof *batch);
     size_t nnext = 0, nbatch = 0;
@@ -188,6 +189,8 @@ int bg__watcher_stale_pass(bg_watcher *w) {
             } else {
                 next[nnext] = probe;
                 next[nnext++].since_ms = since;
+                if (!w->stale_due_ms || since + w->grace_ms < w->stale_due_ms)
+                    w->stale_due_ms = since + w->grace_ms;
             }
         }
         if (nbatch == VANISH_BATCH || (nbatch && i + 1 == nseen)) {

@@ -396,6 +396,10 @@ int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
                 bg__fmt(errbuf, errlen, "%s", w->conn.err);
                 return BG_EACL;
             }
+            /* Look again the moment a suspect's grace ends, not up to an interval later: a
+             * vanished worker's attempts fail within grace + interval of its death. */
+            if (w->stale_due_ms > 0 && w->stale_due_ms < next_interval)
+                next_interval = w->stale_due_ms;
         }
         double due = schedule_pass(w);
         if (due == -2)

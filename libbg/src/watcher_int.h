@@ -31,6 +31,7 @@ struct bg_watcher {
     double next_scan_ms;
     struct bg__stale *stale; /* attempts seen stale, sorted by attempt ID */
     size_t nstale;
+    double stale_due_ms; /* when the first of them is past its grace; 0 when none */
 };
 
 /* An attempt whose worker connection was not alive, and since when this watcher knows. */
@@ -40,7 +41,7 @@ struct bg__stale {
 };
 
 /* Fails the attempts whose worker connection has been gone for longer than the grace (SPEC
- * section 7.1 and 7.2). Returns BG_OK, BG_EIO when the connection failed, BG_EACL when an ACL
+ * section 7.1 and 7.2), and sets w->stale_due_ms for those still within it. Returns BG_OK, BG_EIO when the connection failed, BG_EACL when an ACL
  * forbids the work (message in w->conn.err). */
 int bg__watcher_stale_pass(bg_watcher *w);
 
