@@ -215,5 +215,7 @@ int bg__client_ensure(bg_client *c);
 /* Records an error message in c; returns code. */
 int bg__client_fail(bg_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Checks every name of a queue list a caller gave; BG_OK or BG_EINVAL with a message. */
+int bg__client_check_queues(bg_client *c, const char *const *queues, size_t n);
 
 #endif

@@ -20,6 +20,15 @@ int bg__client_fail(bg_client *c, int code, const char *fmt, ...) {
     return code;
 }
 
+int bg__client_check_queues(bg_client *c, const char *const *queues, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!bg_queue_valid(queues[i]))
+            return bg__client_fail(c, BG_EINVAL,
+                                   "invalid queue '%s': 1 to 128 of A-Z a-z 0-9 _ . -",
+                                   queues[i] ? queues[i] : "");
+    return BG_OK;
+}
+
 int bg_client_new(bg_client **out, const bg_client_options *opts) {
     bg_client_options defaults;
     char masked[512];

@@ -107,12 +107,8 @@ int bg_retry_dead(bg_client *c, const char *const *queues, size_t nqueues, size_
     *moved = 0;
     if (!c || (nqueues && !queues))
         return BG_EINVAL;
-    for (size_t i = 0; i < nqueues; i++)
-        if (!bg_queue_valid(queues[i]))
-            return bg__client_fail(c, BG_EINVAL,
-                                   "invalid queue '%s': 1 to 128 of A-Z a-z 0-9 _ . -",
-                                   queues[i] ? queues[i] : "");
-    if ((rc = bg__client_ensure(c)) != BG_OK)
+    if ((rc = bg__client_check_queues(c, queues, nqueues)) != BG_OK ||
+        (rc = bg__client_ensure(c)) != BG_OK)
         return rc;
     /* No queue given: every known one, as bg-cli status lists them. */
     if (nqueues == 0 && (rc = bg_status_read(c, NULL, 0, &known)) != BG_OK)

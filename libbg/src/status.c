@@ -347,12 +347,8 @@ int bg_status_read(bg_client *c, const char *const *queues, size_t nqueues, bg_s
     *out = NULL;
     if (!c || (nqueues && !queues))
         return c ? bg__client_fail(c, BG_EINVAL, "status: no queue list") : BG_EINVAL;
-    for (size_t i = 0; i < nqueues; i++)
-        if (!bg_queue_valid(queues[i]))
-            return bg__client_fail(c, BG_EINVAL,
-                                   "invalid queue '%s': 1 to 128 of A-Z a-z 0-9 _ . -",
-                                   queues[i] ? queues[i] : "");
-    if ((rc = bg__client_ensure(c)) != BG_OK)
+    if ((rc = bg__client_check_queues(c, queues, nqueues)) != BG_OK ||
+        (rc = bg__client_ensure(c)) != BG_OK)
         return rc;
     bg_status *s = calloc(1, sizeof *s);
     if (!s)

@@ -41,8 +41,8 @@ struct bg__stale {
 };
 
 /* Fails the attempts whose worker connection has been gone for longer than the grace (SPEC
- * section 7.1 and 7.2), and sets w->stale_due_ms for those still within it. Returns BG_OK, BG_EIO when the connection failed, BG_EACL when an ACL
- * forbids the work (message in w->conn.err). */
+ * section 7.1 and 7.2), and sets w->stale_due_ms for those still within it. Returns BG_OK, BG_EIO
+ * when the connection failed, BG_EACL when an ACL forbids the work (message in w->conn.err). */
 int bg__watcher_stale_pass(bg_watcher *w);
 
 #endif
