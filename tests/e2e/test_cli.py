@@ -461,11 +461,11 @@ def test_url_and_namespace_from_the_environment(rs, r):
 def test_help_and_version(rs, r):
     p = run([exe("bg-cli"), "-h"])
     assert p.returncode == 0 and p.stderr == ""
-    for name in ("status", "enqueue", "dequeue"):
+    for name in ("status", "enqueue", "dequeue", "retry"):
         assert f"  {name} " in p.stdout
-    for hidden in ("show", "retry", "workers"):
+    for hidden in ("show", "workers"):
         assert f"  {hidden} " not in p.stdout
-    for name in ("status", "enqueue", "dequeue"):
+    for name in ("status", "enqueue", "dequeue", "retry"):
         p = run([exe("bg-cli"), name, "-h"])
         assert p.returncode == 0 and p.stderr == ""
         assert p.stdout.startswith(f"usage: bg-cli [-r URL] [-n NS] {name}")
