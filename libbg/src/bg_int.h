@@ -122,6 +122,9 @@ typedef struct {
     bg__conn conn;
     double last_data_ms, last_ping_ms;
     int hung; /* the last loss was a hang (no answer to PING), not a close */
+    /* Called, when set, with each key a report names (the watcher learns new queues so). */
+    void (*on_key)(void *ud, const char *key, size_t len);
+    void *ud;
 } bg__notify;
 
 /* Makes tracker's server report every change to a key under prefix to redirect_id (with

@@ -131,6 +131,8 @@ static int refused(bg_watcher *w, const redisReply *r, const char *what) {
 
 /* ---- connections ---- */
 
+static void saw_key(void *ud, const char *key, size_t len);
+
 static int connect_all(bg_watcher *w) {
     char name[128];
     bg__client_name(name, sizeof name, w->ns, ROLE);
@@ -148,6 +150,8 @@ static int connect_all(bg_watcher *w) {
         return BG_EACL;
     if (bg__conn_open(&w->sub.conn, &w->url, w->url_masked, name, CONNECT_TIMEOUT_MS) != BG_OK)
         return BG_EIO;
+    w->sub.on_key = saw_key;
+    w->sub.ud = w;
     if (bg__notify_subscribe(&w->sub) != BG_OK)
         return BG_EIO;
     if (bg__notify_track(&w->conn, w->sub.conn.id, w->key_prefix[BG__K_SCHEDULED], 1) == BG_EACL)
@@ -205,6 +209,25 @@ static void queue_from_key(bg_watcher *w, const char *key, size_t len, bg__args 
             return;
         }
     }
+}
+
+/* A scheduled set changed (a tracking report): a producer that wrote a delayed job into a
+ * queue no program knows yet is heard at once, not at the next SCAN a minute later. */
+static void saw_key(void *ud, const char *key, size_t len) {
+    bg_watcher *w = ud;
+    if (w->fixed_queues)
+        return;
+    bg__args found;
+    bg__args_init(&found);
+    bg__args_str(&found, "SADD");
+    bg__args_str(&found, w->key_prefix[BG__K_QUEUES]);
+    queue_from_key(w, key, len, &found);
+    if (found.argc > 2 && bg__conn_ok(&w->conn)) {
+        redisReply *r = bg__conn_cmd(&w->conn, found.argc, BG__ARGV(&found), found.lens);
+        if (r)
+            freeReplyObject(r);
+    }
+    bg__args_free(&found);
 }
 
 /* Re-reads NS:queues, and goes on with the SCAN for queues only foreign producers wrote (a new

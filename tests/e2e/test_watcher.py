@@ -104,11 +104,16 @@ def test_a_job_due_in_a_queue_only_a_foreign_producer_wrote_is_found(rs, r, spaw
     j2 = schedule(r, "bg.noop", server_ms(r) - 1, queue="later")
     wait_for(lambda: r.lrange("bg:ready:later", 0, -1) == [j2], timeout=3,
              what="the new queue to be watched")
+    # A delayed job in a queue nobody has heard of is heard of at once (a tracking report),
+    # not at the next SCAN, a minute later.
+    j3 = schedule(r, "bg.noop", server_ms(r) + 200, queue="newer")
+    wait_for(lambda: r.lrange("bg:ready:newer", 0, -1) == [j3], timeout=5,
+             what="the job in a new queue to move")
+    assert "newer" in r.smembers("bg:queues")
 
 
 @pytest.mark.parametrize("nwatchers", [2, 3])
 def test_a_thousand_due_at_once_move_exactly_once(rs, r, spawn, nwatchers):
-    r.sadd("bg:queues", "default")  # known, as once any worker of the queue has run
     for _ in range(nwatchers):
         watcher(spawn, rs, "-i", "0.05")
     due = server_ms(r) + 500
