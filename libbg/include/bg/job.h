@@ -50,8 +50,7 @@ BG_EXPORT int bg_retry(bg_client *c, const char *job_id);
 /* Puts every dead job of the given queues (every queue in NS:queues when nqueues is 0) back on
  * its ready list, as bg_retry() does, oldest first, in batches that keep Redis responsive.
  * *moved (when not NULL) says how many jobs went back, also after an error. */
-BG_EXPORT int bg_retry_dead(bg_client *c, const char *const *queues, size_t nqueues,
-                            size_t *moved);
+BG_EXPORT int bg_retry_dead(bg_client *c, const char *const *queues, size_t nqueues, size_t *moved);
 
 /* Checks that s is a lowercase RFC 4122 UUID in its 36-character form. 1 when valid. */
 BG_EXPORT int bg_uuid_valid(const char *s);
