@@ -139,6 +139,18 @@ int bg__notify_subscribe(bg__notify *n);
  * stopped answering (the connection is closed then). */
 int bg__notify_wait(bg__notify *n, int wait_ms);
 
+/* ---- clientlist.c: the parts of CLIENT LIST and INFO the watcher reads ---- */
+
+/* The client IDs of the live fiber connections of the valid namespace ns: the lines of a
+ * CLIENT LIST reply (list may be NULL) that start with "id=" and whose name= starts with
+ * "NS-worker-fiber:". Sorted ascending, for bsearch. Sets *n to their number. Returns a
+ * malloc'ed array the caller frees, or NULL when out of memory. */
+long long *bg__live_fibers(const char *list, const char *ns, size_t *n);
+
+/* Copies the value of the run_id: line of an INFO server reply (info may be NULL) into out, cut
+ * to len - 1 bytes; out is "" when there is none. len must be at least 1. */
+void bg__parse_run_id(const char *info, char *out, size_t len);
+
 /* ---- args.c: building argument vectors for redisCommandArgv ---- */
 
 typedef struct {

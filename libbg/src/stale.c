@@ -25,42 +25,6 @@ static int cmp_stale(const void *a, const void *b) {
     return strcmp(((const struct bg__stale *)a)->attempt, ((const struct bg__stale *)b)->attempt);
 }
 
-/* The client IDs of live fiber connections (named NS-worker-fiber:*), sorted. */
-static long long *live_fibers(const bg_watcher *w, const char *list, size_t *n) {
-    char want[128];
-    size_t cap = 64, wl;
-    long long *ids = malloc(cap * sizeof *ids);
-    *n = 0;
-    bg__client_name(want, sizeof want, w->ns, "worker-fiber:");
-    wl = strlen(want);
-    for (const char *line = list; ids && line && *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        const char *name = memmem(line, len, " name=", 6);
-        if (strncmp(line, "id=", 3) == 0 && name && (size_t)(line + len - (name + 6)) >= wl &&
-            strncmp(name + 6, want, wl) == 0) {
-            if (*n == cap) {
-                long long *more = realloc(ids, (cap *= 2) * sizeof *ids);
-                if (!more)
-                    break;
-                ids = more;
-            }
-            ids[(*n)++] = strtoll(line + 3, NULL, 10);
-        }
-        line = end ? end + 1 : NULL;
-    }
-    if (ids)
-        qsort(ids, *n, sizeof *ids, cmp_ll);
-    return ids;
-}
-
-static void parse_run_id(const char *info, char *out, size_t len) {
-    const char *p = info ? strstr(info, "run_id:") : NULL;
-    out[0] = '\0';
-    if (p)
-        bg__fmt(out, len, "%.*s", (int)strcspn(p + 7, "\r\n"), p + 7);
-}
-
 /* Reads, in one MULTI, the client list, the server's run_id and every processing set. Returns
  * the EXEC reply (client list, INFO, then one set per queue) or NULL. */
 static redisReply *snapshot(bg_watcher *w, int *acl) {
@@ -118,9 +82,9 @@ int bg__watcher_stale_pass(bg_watcher *w) {
     if (!snap)
         return acl ? BG_EACL : BG_EIO;
     size_t nlive, nseen = 0, cap = 0;
-    long long *live = live_fibers(w, snap->element[0]->str, &nlive);
-    parse_run_id(snap->element[1]->type == REDIS_REPLY_STRING ? snap->element[1]->str : NULL,
-                 run_id, sizeof run_id);
+    long long *live = bg__live_fibers(snap->element[0]->str, w->ns, &nlive);
+    bg__parse_run_id(snap->element[1]->type == REDIS_REPLY_STRING ? snap->element[1]->str : NULL,
+                     run_id, sizeof run_id);
     seen *all = NULL;
     for (size_t q = 0; q < w->nqueues; q++) {
         const redisReply *set = snap->element[q + 2];
