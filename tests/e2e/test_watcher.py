@@ -333,6 +333,35 @@ def test_retention_caps_and_zero(rs, r, spawn):
     assert not r.keys("bg:attempts:*")
 
 
+def test_memory_stays_flat_under_sustained_load_with_the_defaults(rs, r, spawn):
+    """With the default retention (an hour, at most 100,000 completed attempts a queue) a queue
+    that keeps completing jobs stops growing once the cap is reached."""
+    watcher(spawn, rs)
+    for _ in range(2):
+        spawn([exe("bg-worker"), "-r", rs.url, "-c", "8"])
+    sizes = []
+    done = 0
+    for _ in range(5):
+        with r.pipeline(transaction=False) as p:
+            for _ in range(50000):
+                jid = str(uuid.uuid4())
+                p.hset(f"bg:jobs:{jid}", mapping={"que": "default", "cls": "bg.noop", "qat": 1})
+                p.rpush("bg:ready:default", jid)
+            p.execute()
+        done += 50000
+        wait_for(lambda: int(r.hget("bg:stats:default", "completed") or 0) == done, timeout=120,
+                 interval=0.1, what="the jobs to complete")
+        # The watcher trims within an interval of the cap being passed.
+        wait_for(lambda: r.zcard("bg:completed:default") <= 100000, timeout=10,
+                 what="the cap to be applied")
+        sizes.append((r.dbsize(), r.info("memory")["used_memory"]))
+    print("keys and bytes after each 50,000 jobs:", sizes)
+    # Each completed attempt keeps its attempt hash and its job hash: 2 keys, plus a few more.
+    assert all(keys <= 2 * 100000 + 100 for keys, _ in sizes)
+    assert sizes[-1][1] < sizes[2][1] * 1.25, sizes
+    assert r.hget("bg:stats:default", "completed") == str(done)
+
+
 # ---- chaos ----
 
 def test_chaos_sigkill_workers_for_30s_with_a_watcher(rs, r, spawn, tmp_path):
