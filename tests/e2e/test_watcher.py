@@ -166,6 +166,22 @@ def test_sigkilled_worker_attempts_fail_within_grace_plus_interval(rs, r, spawn)
     assert stats["failed"] == "2" and stats["dead"] == "1"
 
 
+def test_three_watchers_fail_each_vanished_attempt_exactly_once(rs, r, spawn):
+    for _ in range(3):
+        watcher(spawn, rs, "-i", "0.02", "--grace", "0.1")
+    w = worker(spawn, rs, "-c", "40", "-e", "nap=sleep 60")
+    ids = [push(r, "nap", rty=5) for _ in range(40)]
+    wait_for(lambda: r.scard("bg:processing:default") == 40, what="every job to start")
+    w.signal(signal.SIGKILL)
+    w.wait(5)
+    wait_for(lambda: r.zcard("bg:scheduled:default") == 40, timeout=10, what="the retries")
+    time.sleep(0.5)  # room for a second, wrong, finalization by another watcher to show
+    assert r.zcard("bg:failed:default") == 40
+    assert r.hget("bg:stats:default", "failed") == "40"
+    assert all(r.hget(f"bg:jobs:{j}", "itr") == "1" for j in ids)
+    assert r.llen("bg:ready:default") == 0 and r.zcard("bg:dead:default") == 0
+
+
 def test_a_fiber_whose_connection_is_killed_keeps_its_attempt(rs, r, spawn, tmp_path):
     runs = tmp_path / "runs"
     watcher(spawn, rs, "-i", "0.1")
