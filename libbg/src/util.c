@@ -46,10 +46,14 @@ int bg__parse_ll(const char *s, size_t len, long long *out) {
     char buf[32];
     if (!s || len == 0 || len >= sizeof buf)
         return -1;
+    /* Exactly -?[0-9]+: strtoll alone would take white space, a '+', or stop at a NUL. */
+    for (size_t i = s[0] == '-'; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+    if (len == (size_t)(s[0] == '-'))
+        return -1;
     memcpy(buf, s, len);
     buf[len] = '\0';
-    if (buf[0] == ' ' || buf[0] == '+')
-        return -1;
     char *end;
     errno = 0;
     long long v = strtoll(buf, &end, 10);

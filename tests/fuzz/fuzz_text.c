@@ -90,6 +90,12 @@ static void check_ll(const uint8_t *data, size_t len) {
         long long want = strtoll(z, NULL, 10);
         if (errno != 0 || v != want || len == 0)
             abort();
+        /* Only exactly -?[0-9]+ is accepted. */
+        for (size_t i = z[0] == '-'; i < len; i++)
+            if (z[i] < '0' || z[i] > '9')
+                abort();
+        if (len == (size_t)(z[0] == '-'))
+            abort();
     } else if (rc != -1 || v != 12345) {
         /* A refused number leaves *out alone. */
         abort();
