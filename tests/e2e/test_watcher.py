@@ -263,6 +263,18 @@ def test_redis_restart_cannot_hide_a_dead_worker_behind_a_recycled_client_id(spa
         srv.cleanup()
 
 
+def test_watcher_rides_out_a_redis_restart(rs, r, spawn):
+    w = watcher(spawn, rs, "-i", "0.1")
+    rs.restart()
+    r = rs.client()
+    wait_for(lambda: clients_named(r, "bg-watcher"), timeout=10, what="the watcher to reconnect")
+    jid = schedule(r, "bg.noop", server_ms(r) + 100)
+    wait_for(lambda: r.lrange("bg:ready:default", 0, -1) == [jid], timeout=5,
+             what="a job scheduled after the restart to move")
+    assert w.proc.poll() is None
+    assert w.log().count("no connection to Redis") == 1, w.log()
+
+
 def test_poison_pill_ends_dead_after_max_interruptions(rs, r, spawn, tmp_path):
     """A job that kills its worker every time: the watcher counts the interruptions and buries
     it at --max-interruptions, however many retries it has left. Workers are restarted as a
