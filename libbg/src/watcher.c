@@ -4,6 +4,7 @@
  * changes. Every step is an atomic script that re-checks its condition, so any number of
  * watchers may run at once. */
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -393,6 +394,11 @@ static void nap(bg_watcher *w, double wait_ms) {
         if (left <= 0)
             return;
         int slice = left > 100 ? 100 : (int)ceil(left);
+        if (!bg__conn_ok(&w->sub.conn)) {
+            /* No report can come: just sleep (Redis is down, or the watcher reconnects). */
+            poll(NULL, 0, slice);
+            continue;
+        }
         if (bg__notify_wait(&w->sub, slice) != 0)
             return; /* news, or the connection went: either way look again now */
     }
