@@ -139,13 +139,43 @@ int bg__notify_subscribe(bg__notify *n);
  * stopped answering (the connection is closed then). */
 int bg__notify_wait(bg__notify *n, int wait_ms);
 
-/* ---- clientlist.c: the parts of CLIENT LIST and INFO the watcher reads ---- */
+/* ---- clientlist.c: what bg reads out of CLIENT LIST and INFO server ---- */
 
-/* The client IDs of the live fiber connections of the valid namespace ns: the lines of a
- * CLIENT LIST reply (list may be NULL) that start with "id=" and whose name= starts with
- * "NS-worker-fiber:". Sorted ascending, for bsearch. Sets *n to their number. Returns a
- * malloc'ed array the caller frees, or NULL when out of memory. */
-long long *bg__live_fibers(const char *list, const char *ns, size_t *n);
+/* A worker's main connection, named "NS-worker:<queue>[,<queue>...]" (SPEC §5). */
+typedef struct {
+    long long id;       /* its client ID */
+    const char *queues; /* "high,low", not terminated, borrowed from the CLIENT LIST reply */
+    size_t len;         /* of queues */
+    size_t fibers;      /* how many fibers of the census give id in their name */
+} bg__census_worker;
+
+/* A fiber's connection, named "NS-worker-fiber:<client ID of its worker>". */
+typedef struct {
+    long long id;     /* its client ID */
+    long long worker; /* the client ID its name gives; 0 without has_worker */
+    int has_worker;   /* 0 when the name does not end in a whole number */
+} bg__census_fiber;
+
+/* The worker and fiber connections of one namespace in one CLIENT LIST reply, each array sorted
+ * by client ID. */
+typedef struct {
+    bg__census_worker *workers;
+    size_t nworkers;
+    bg__census_fiber *fibers;
+    size_t nfibers;
+} bg__census;
+
+/* Reads the CLIENT LIST reply list (len bytes; NULL when len is 0) into out, keeping the
+ * connections of the valid namespace ns: the lines whose first field is id=<whole number> and
+ * whose first name= field starts with "NS-worker:" and names at least one more byte (a
+ * worker), or starts with "NS-worker-fiber:" (a fiber, whatever follows). Returns BG_OK,
+ * BG_ENOMEM or BG_EINVAL (out is empty then). The workers' queues point into list, which must
+ * outlive out; free out with bg__census_free(). */
+int bg__client_census(const char *list, size_t len, const char *ns, bg__census *out);
+/* Frees what the census holds and empties it; NULL is a no-op. */
+void bg__census_free(bg__census *c);
+/* 1 when id is the client ID of one of c's fiber connections, 0 otherwise. */
+int bg__census_has_fiber(const bg__census *c, long long id);
 
 /* Copies the value of the run_id: line of an INFO server reply (info may be NULL) into out, cut
  * to len - 1 bytes; out is "" when there is none. len must be at least 1. */

@@ -34,20 +34,6 @@ static int is_error(const redisReply *r) {
     return r && r->type == REDIS_REPLY_ERROR;
 }
 
-/* Reads the run_id line out of an INFO server reply. */
-static void parse_run_id(const char *info, char *out, size_t len) {
-    const char *p = strstr(info, "run_id:");
-    out[0] = '\0';
-    if (!p)
-        return;
-    p += 7;
-    size_t n = strcspn(p, "\r\n");
-    if (n >= len)
-        n = len - 1;
-    memcpy(out, p, n);
-    out[n] = '\0';
-}
-
 int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const char *name,
                   int timeout_ms) {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -148,7 +134,7 @@ int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const c
             if (i == idx_id && r->type == REDIS_REPLY_INTEGER)
                 c->id = r->integer;
             else if (i == idx_info && r->type == REDIS_REPLY_STRING)
-                parse_run_id(r->str, c->run_id, sizeof c->run_id);
+                bg__parse_run_id(r->str, c->run_id, sizeof c->run_id);
             else if (i >= idx_script && r->type == REDIS_REPLY_STRING)
                 bg__fmt(c->sha[i - idx_script], sizeof c->sha[0], "%s", r->str);
         }

@@ -16,11 +16,6 @@ typedef struct {
     int gone;
 } seen;
 
-static int cmp_ll(const void *a, const void *b) {
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
-}
-
 static int cmp_stale(const void *a, const void *b) {
     return strcmp(((const struct bg__stale *)a)->attempt, ((const struct bg__stale *)b)->attempt);
 }
@@ -81,8 +76,17 @@ int bg__watcher_stale_pass(bg_watcher *w) {
     redisReply *snap = snapshot(w, &acl);
     if (!snap)
         return acl ? BG_EACL : BG_EIO;
-    size_t nlive, nseen = 0, cap = 0;
-    long long *live = bg__live_fibers(snap->element[0]->str, w->ns, &nlive);
+    const redisReply *list = snap->element[0];
+    bg__census live;
+    /* Without the whole list every attempt would look gone: judge none this time. */
+    rc = list->type == REDIS_REPLY_STRING ? bg__client_census(list->str, list->len, w->ns, &live)
+                                          : BG_EPROTO;
+    if (rc != BG_OK) {
+        bg__log(&w->log, BG_LOG_ERROR, ROLE, "reading the client list: %s", bg_strerror(rc));
+        freeReplyObject(snap);
+        return rc;
+    }
+    size_t nseen = 0, cap = 0;
     bg__parse_run_id(snap->element[1]->type == REDIS_REPLY_STRING ? snap->element[1]->str : NULL,
                      run_id, sizeof run_id);
     seen *all = NULL;
@@ -122,7 +126,7 @@ int bg__watcher_stale_pass(bg_watcher *w) {
         }
         freeReplyObject(h);
         long long id = all[i].wrk[0] ? strtoll(all[i].wrk, NULL, 10) : -1;
-        all[i].gone = !all[i].wrk[0] || !live || !bsearch(&id, live, nlive, sizeof *live, cmp_ll);
+        all[i].gone = !all[i].wrk[0] || !bg__census_has_fiber(&live, id);
         /* Client IDs start again from 1 after a restart or failover: an attempt recorded under
          * another server's run_id is stale whatever its wrk says (SPEC section 7.2). */
         if (all[i].rid[0] && run_id[0] && strncmp(run_id, all[i].rid, strlen(all[i].rid)) != 0)
@@ -173,7 +177,7 @@ int bg__watcher_stale_pass(bg_watcher *w) {
     bg__args_free(&a);
     free(batch);
     free(all);
-    free(live);
+    bg__census_free(&live);
     freeReplyObject(snap);
     return rc == BG_EIO ? BG_EIO : BG_OK;
 }

@@ -17,20 +17,6 @@ struct bg_status {
     double time_ms;
 };
 
-/* The live workers and fibers of the namespace, from one CLIENT LIST. */
-typedef struct {
-    long long id;
-    const char *queues; /* "high,low", borrowed from the reply */
-    size_t len;
-} worker_conn;
-
-typedef struct {
-    worker_conn *workers;
-    size_t nworkers;
-    long long *fibers; /* the worker ID each fiber names, sorted */
-    size_t nfibers;
-} client_census;
-
 size_t bg_status_count(const bg_status *s) {
     return s ? s->n : 0;
 }
@@ -57,72 +43,8 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int cmp_ll(const void *a, const void *b) {
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Finds "key=" among the space-separated fields of one CLIENT LIST line; sets *len. */
-static const char *field(const char *line, size_t linelen, const char *key, size_t *len) {
-    size_t klen = strlen(key);
-    const char *p = line, *end = line + linelen;
-    while (p < end) {
-        const char *sp = memchr(p, ' ', (size_t)(end - p));
-        const char *fend = sp ? sp : end;
-        if ((size_t)(fend - p) >= klen && memcmp(p, key, klen) == 0) {
-            *len = (size_t)(fend - p) - klen;
-            return p + klen;
-        }
-        p = fend + 1;
-    }
-    return NULL;
-}
-
-/* Sorts one CLIENT LIST line into the census when it names a worker or fiber of ns. Names are
- * matched on "NS-worker:" and "NS-worker-fiber:" whole, so namespaces that share a prefix
- * ("bg" and "bg-worker") never count each other's connections. */
-static int census_line(client_census *cc, const char *ns, const char *line, size_t linelen) {
-    char wprefix[96], fprefix[96];
-    size_t idlen, namelen;
-    long long id, wid;
-    const char *idp = field(line, linelen, "id=", &idlen);
-    const char *name = field(line, linelen, "name=", &namelen);
-    if (!idp || !name || bg__parse_ll(idp, idlen, &id) != 0)
-        return 0;
-    size_t wl = (size_t)bg__client_name(wprefix, sizeof wprefix, ns, "worker:");
-    size_t fl = (size_t)bg__client_name(fprefix, sizeof fprefix, ns, "worker-fiber:");
-    if (namelen > wl && memcmp(name, wprefix, wl) == 0) {
-        worker_conn *w = realloc(cc->workers, sizeof *w * (cc->nworkers + 1));
-        if (!w)
-            return -1;
-        cc->workers = w;
-        w[cc->nworkers++] = (worker_conn){id, name + wl, namelen - wl};
-    } else if (namelen > fl && memcmp(name, fprefix, fl) == 0 &&
-               bg__parse_ll(name + fl, namelen - fl, &wid) == 0) {
-        long long *f = realloc(cc->fibers, sizeof *f * (cc->nfibers + 1));
-        if (!f)
-            return -1;
-        cc->fibers = f;
-        f[cc->nfibers++] = wid;
-    }
-    return 0;
-}
-
-static int census_parse(client_census *cc, const char *ns, const char *list, size_t len) {
-    const char *p = list, *end = list + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *lend = nl ? nl : end;
-        if (census_line(cc, ns, p, (size_t)(lend - p)) != 0)
-            return -1;
-        p = lend + 1;
-    }
-    if (cc->nfibers)
-        qsort(cc->fibers, cc->nfibers, sizeof *cc->fibers, cmp_ll);
-    return 0;
-}
-
-static int lists_queue(const worker_conn *w, const char *q) {
+/* Whether the worker's queue list holds q whole ("high" is not in "higher,low"). */
+static int lists_queue(const bg__census_worker *w, const char *q) {
     size_t qlen = strlen(q);
     const char *p = w->queues, *end = w->queues + w->len;
     while (p < end) {
@@ -135,27 +57,12 @@ static int lists_queue(const worker_conn *w, const char *q) {
     return 0;
 }
 
-/* How many fibers name worker id (fibers are sorted). */
-static int64_t fibers_of(const client_census *cc, long long id) {
-    size_t lo = 0, hi = cc->nfibers;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cc->fibers[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    size_t i = lo;
-    while (i < cc->nfibers && cc->fibers[i] == id)
-        i++;
-    return (int64_t)(i - lo);
-}
-
-static void census_count(const client_census *cc, bg_queue_status *qs) {
+/* Counts the workers that list the queue, and their fibers, into qs. */
+static void census_count(const bg__census *cc, bg_queue_status *qs) {
     for (size_t i = 0; i < cc->nworkers; i++) {
         if (lists_queue(&cc->workers[i], qs->name)) {
             qs->workers++;
-            qs->fibers += fibers_of(cc, cc->workers[i].id);
+            qs->fibers += (int64_t)cc->workers[i].fibers;
         }
     }
 }
@@ -279,21 +186,21 @@ static int store_figure(bg_queue_status *qs, int i, const redisReply *r) {
 }
 
 /* Reads CLIENT LIST into the census; an error reply (an ACL without CLIENT) fails the read. */
-static int read_census(bg_client *c, const redisReply *r, client_census *cc) {
+static int read_census(bg_client *c, const redisReply *r, bg__census *cc) {
     if (r->type == REDIS_REPLY_ERROR)
         return bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS,
                                "status on %s: CLIENT LIST: %s", c->url_masked, r->str);
     if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)
         return bg__client_fail(c, BG_EPROTO, "status on %s: unexpected reply to CLIENT LIST",
                                c->url_masked);
-    if (census_parse(cc, c->ns, r->str, r->len) != 0)
+    if (bg__client_census(r->str, r->len, c->ns, cc) != BG_OK)
         return bg__client_fail(c, BG_ENOMEM, "status: out of memory");
     return BG_OK;
 }
 
 /* Round two: CLIENT LIST and every queue's figures in one pipeline. */
 static int read_figures(bg_client *c, bg_status *s, int64_t now_ms) {
-    client_census cc = {0};
+    bg__census cc = {0};
     redisReply *list = NULL;
     bg__args a;
     const char *list_argv[] = {"CLIENT", "LIST"};
@@ -332,8 +239,7 @@ static int read_figures(bg_client *c, bg_status *s, int64_t now_ms) {
     for (size_t i = 0; i < s->n && rc == BG_OK; i++)
         census_count(&cc, &s->q[i]);
     freeReplyObject(list);
-    free(cc.workers);
-    free(cc.fibers);
+    bg__census_free(&cc);
     return rc;
 }
 
