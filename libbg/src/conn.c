@@ -34,6 +34,16 @@ static int is_error(const redisReply *r) {
     return r && r->type == REDIS_REPLY_ERROR;
 }
 
+/* Errors a server gives while it cannot serve yet (loading its data, running a long script, a
+ * replica without its primary): wait and connect again, as after a lost connection. */
+static int is_transient(const redisReply *r) {
+    static const char *const codes[] = {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "};
+    for (size_t i = 0; is_error(r) && i < sizeof codes / sizeof codes[0]; i++)
+        if (strncmp(r->str, codes[i], strlen(codes[i])) == 0)
+            return 1;
+    return 0;
+}
+
 int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const char *name,
                   int timeout_ms) {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
@@ -113,7 +123,10 @@ int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const c
             bg__fmt(c->err, sizeof c->err, "cannot connect to %s: %s", url_masked, why);
             return BG_ECONNECT;
         }
-        if (rc == BG_OK && is_error(r)) {
+        if (rc == BG_OK && is_transient(r)) {
+            bg__fmt(c->err, sizeof c->err, "cannot connect to %s yet: %s", url_masked, r->str);
+            rc = BG_ECONNECT;
+        } else if (rc == BG_OK && is_error(r)) {
             if (i == idx_auth) {
                 bg__fmt(c->err, sizeof c->err, "cannot authenticate to %s: %s", url_masked, r->str);
                 rc = BG_EREDIS;
