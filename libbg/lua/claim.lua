@@ -21,6 +21,9 @@ local want = #ARGV - first + 1
 local out = {}
 local uuid = '^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$'
 
+-- Attempt UUIDs per queue, added to the processing sets in one SADD each at the end.
+local started = {}
+
 local function record(aid, id, q)
   local fields = {'sta', now, 'job', id, 'wrk', wrk, 'que', q}
   if rid ~= '' then
@@ -28,7 +31,12 @@ local function record(aid, id, q)
     fields[#fields + 1] = rid
   end
   redis.call('HSET', AP .. aid, unpack(fields))
-  redis.call('SADD', PP .. q, aid)
+  local s = started[q]
+  if not s then
+    s = {}
+    started[q] = s
+  end
+  s[#s + 1] = aid
 end
 
 local n = 0
@@ -41,21 +49,24 @@ for qi = 10, 9 + nq do
   if ids then
     for _, id in ipairs(ids) do
       local job = JP .. id
-      if not string.find(id, uuid) or id ~= string.lower(id) then
+      local h
+      if string.find(id, uuid) and id == string.lower(id) then
+        h = redis.call('HMGET', job, 'cls', 'rty', 'att')
+      end
+      if not h then
         out[#out + 1] = {'drop', id, q, 'not a job UUID'}
-      elseif redis.call('EXISTS', job) == 0 then
+      elseif not (h[1] or h[2] or h[3]) and redis.call('EXISTS', job) == 0 then
         out[#out + 1] = {'drop', id, q, 'no job hash'}
       else
         local aid = ARGV[first + n]
         n = n + 1
-        local h = redis.call('HMGET', job, 'cls', 'rty', 'att')
         local cls, rty, att = h[1], h[2], h[3]
         local why
         if not cls or cls == '' then
           why = 'the job has no cls'
-        elseif rty and not string.find(rty, '^%d+$') then
+        elseif rty and (#rty > 15 or not string.find(rty, '^%d+$')) then
           why = 'rty is not a whole number'
-        elseif att and not string.find(att, '^%-?%d+$') then
+        elseif att and (#att > 15 or not string.find(att, '^%-?%d+$')) then
           why = 'att is not a whole number'
         elseif redis.call('HSTRLEN', job, 'arg') > maxarg then
           why = 'arg is larger than ' .. maxarg .. ' bytes'
@@ -64,16 +75,21 @@ for qi = 10, 9 + nq do
         if why then
           out[#out + 1] = {'inv', aid, id, q, why}
         else
-          if not rty then
+          att = (tonumber(att) or 0) + 1
+          if rty then
+            redis.call('HSET', job, 'att', att)
+          else
             rty = defrty
-            redis.call('HSET', job, 'rty', rty)
+            redis.call('HSET', job, 'att', att, 'rty', rty)
           end
-          att = redis.call('HINCRBY', job, 'att', 1)
           local arg = redis.call('HGET', job, 'arg') or ''
           out[#out + 1] = {'ok', aid, id, q, cls, arg, att, tonumber(rty)}
         end
       end
     end
   end
+end
+for q, s in pairs(started) do
+  redis.call('SADD', PP .. q, unpack(s))
 end
 return out

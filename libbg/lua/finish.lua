@@ -21,6 +21,7 @@ local now = string.format('%d', nowms)
 local AP, JP, PP, CP, FP, SP, DP, RP, STP, JPS =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local out = {}
+-- Completed attempts per queue: {ms, attempt, ms, attempt, ...}, one ZADD each at the end.
 local done = {}
 
 local function bury(q, id)
@@ -53,27 +54,36 @@ for i = 11, #ARGV, 10 do
   end
   if ok and redis.call('SREM', PP .. q, aid) == 1 then
     res = 1
-    local id = redis.call('HGET', ak, 'job')
-    local job_exists = id and redis.call('EXISTS', JP .. id) == 1
     if outcome == 'ok' then
       redis.call('HSET', ak, 'fin', now, 'time', tm)
-      redis.call('ZADD', CP .. q, nowms, aid)
-      redis.call('HINCRBY', STP .. q, 'completed', 1)
-      done[q] = (done[q] or 0) + 1
-    elseif outcome == 'unclaim' then
+      local d = done[q]
+      if not d then
+        d = {}
+        done[q] = d
+      end
+      d[#d + 1] = nowms
+      d[#d + 1] = aid
+    end
+  end
+  if res == 1 and outcome ~= 'ok' then
+    local id = redis.call('HGET', ak, 'job')
+    local job_exists = id and redis.call('EXISTS', JP .. id) == 1
+    if outcome == 'unclaim' then
       redis.call('DEL', ak)
       if job_exists then
         redis.call('LPUSH', RP .. q, id)
         redis.call('HINCRBY', JP .. id, 'att', -1)
       end
     else
+      local fields = {'err', err}
       if outcome ~= 'vanish' then
-        redis.call('HSET', ak, 'fin', now, 'time', tm)
+        fields[3], fields[4], fields[5], fields[6] = 'fin', now, 'time', tm
       end
-      redis.call('HSET', ak, 'err', err)
       if msg ~= '' then
-        redis.call('HSET', ak, 'msg', msg)
+        fields[#fields + 1] = 'msg'
+        fields[#fields + 1] = msg
       end
+      redis.call('HSET', ak, unpack(fields))
       redis.call('ZADD', FP .. q, nowms, aid)
       redis.call('HINCRBY', STP .. q, 'failed', 1)
       if job_exists then
@@ -93,8 +103,12 @@ for i = 11, #ARGV, 10 do
   out[#out + 1] = res
 end
 
--- Completions per 100 ms slot, kept a few seconds, so `jps` is right whatever the retention.
-for q, n in pairs(done) do
+-- The completed attempts, the lifetime counter, and the completions per 100 ms slot (kept a few
+-- seconds, so `jps` is right whatever the retention), a few calls per queue, not per job.
+for q, d in pairs(done) do
+  local n = #d / 2
+  redis.call('ZADD', CP .. q, unpack(d))
+  redis.call('HINCRBY', STP .. q, 'completed', n)
   local k = JPS .. q .. ':' .. string.format('%d', math.floor(nowms / 100))
   redis.call('INCRBY', k, n)
   redis.call('PEXPIRE', k, 3000)
