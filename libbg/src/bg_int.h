@@ -227,6 +227,8 @@ void bg__sleep_ms(double ms);
 /* Copies at most max bytes of s into out (of at least max+1 bytes), cut on a UTF-8 boundary
  * so no character is split. Returns the copied length. */
 size_t bg__utf8_cut(const char *s, size_t len, size_t max, char *out);
+/* Writes n new random lowercase UUIDs (version 4) into out, with one getrandom() for up to 32. */
+void bg__uuid_fill(bg_uuid *out, size_t n);
 /* Parses a whole decimal integer; returns 0 and sets *out on success, -1 otherwise. */
 int bg__parse_ll(const char *s, size_t len, long long *out);
 char *bg__strdup(const char *s);

@@ -57,10 +57,9 @@ static void claim_args(bg__fiber *f, bg__args *a, int n) {
     bg__args_ll(a, (long long)w->nqueues);
     for (size_t i = 0; i < w->nqueues; i++)
         bg__args_str(a, w->queues[i]);
-    for (int i = 0; i < n; i++) {
-        bg_uuid_new(f->limbo[i]);
+    bg__uuid_fill(f->limbo, (size_t)n);
+    for (int i = 0; i < n; i++)
         bg__args_str(a, f->limbo[i]);
-    }
 }
 
 /* A claim whose reply was lost with the connection may have run: hand back whatever it took

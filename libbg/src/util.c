@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <uuid/uuid.h>
@@ -105,6 +106,28 @@ void bg_uuid_new(bg_uuid out) {
     uuid_t u;
     uuid_generate_random(u);
     uuid_unparse_lower(u, out);
+}
+
+void bg__uuid_fill(bg_uuid *out, size_t n) {
+    /* uuid_generate_random makes several system calls a UUID; a worker makes one UUID a job,
+     * so a claim's batch takes its random bytes from one getrandom() instead. */
+    unsigned char raw[16 * 32];
+    while (n > 0) {
+        size_t k = n < 32 ? n : 32;
+        ssize_t got = getrandom(raw, 16 * k, 0);
+        for (size_t i = 0; i < k; i++) {
+            unsigned char *u = raw + 16 * i;
+            if (got != (ssize_t)(16 * k)) {
+                uuid_generate_random(u);
+            } else {
+                u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4: random */
+                u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* the RFC 4122 variant */
+            }
+            uuid_unparse_lower(u, out[i]);
+        }
+        out += k;
+        n -= k;
+    }
 }
 
 const char *bg_version(void) {
