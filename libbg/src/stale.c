@@ -72,6 +72,7 @@ static int send_vanish(bg_watcher *w, bg__args *a, const seen *which, size_t n) 
 
 int bg__watcher_stale_pass(bg_watcher *w) {
     int acl = 0, rc = BG_OK;
+    size_t unread = 0;
     char run_id[64], key[256];
     redisReply *snap = snapshot(w, &acl);
     if (!snap)
@@ -118,21 +119,31 @@ int bg__watcher_stale_pass(bg_watcher *w) {
             break;
         }
         all[i].wrk[0] = all[i].rid[0] = '\0';
-        if (h->type == REDIS_REPLY_ARRAY && h->elements == 2) {
-            if (h->element[0]->type == REDIS_REPLY_STRING)
-                bg__fmt(all[i].wrk, sizeof all[i].wrk, "%s", h->element[0]->str);
-            if (h->element[1]->type == REDIS_REPLY_STRING)
-                bg__fmt(all[i].rid, sizeof all[i].rid, "%s", h->element[1]->str);
+        if (h->type != REDIS_REPLY_ARRAY || h->elements != 2) {
+            /* An owner that cannot be read (an ACL, a key of another type) is not judged: an
+             * error must never pass for "no owner" and fail a live worker's attempt. */
+            if (!unread++ && !w->unread_logged)
+                bg__log(&w->log, BG_LOG_WARN, ROLE, "cannot read attempt %s: %s", all[i].attempt,
+                        h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
+            freeReplyObject(h);
+            all[i].gone = 0;
+            continue;
         }
+        if (h->element[0]->type == REDIS_REPLY_STRING)
+            bg__fmt(all[i].wrk, sizeof all[i].wrk, "%s", h->element[0]->str);
+        if (h->element[1]->type == REDIS_REPLY_STRING)
+            bg__fmt(all[i].rid, sizeof all[i].rid, "%s", h->element[1]->str);
         freeReplyObject(h);
-        long long id = all[i].wrk[0] ? strtoll(all[i].wrk, NULL, 10) : -1;
-        all[i].gone = !all[i].wrk[0] || !bg__census_has_fiber(&live, id);
+        long long id;
+        all[i].gone = bg__parse_ll(all[i].wrk, strlen(all[i].wrk), &id) != 0 ||
+                      !bg__census_has_fiber(&live, id);
         /* Client IDs start again from 1 after a restart or failover: an attempt recorded under
          * another server's run_id is stale whatever its wrk says (SPEC section 7.2). */
         if (all[i].rid[0] && run_id[0] && strncmp(run_id, all[i].rid, strlen(all[i].rid)) != 0)
             all[i].gone = 1;
     }
 
+    w->unread_logged = unread > 0;
     double now = bg__mono_ms();
     w->stale_due_ms = 0;
     struct bg__stale *next = calloc(nseen + 1, sizeof *next);
@@ -149,9 +160,16 @@ int bg__watcher_stale_pass(bg_watcher *w) {
             if (now - since >= w->grace_ms) {
                 if (nbatch == 0)
                     bg__finish_args(&a, w->ns);
-                bg__finish_rec rec = {all[i].attempt,   all[i].queue, "vanish",    NULL,
-                                      "Worker Timeout", NULL,         rand() % 10, all[i].wrk,
-                                      all[i].rid,       w->max_itr};
+                bg__finish_rec rec = {all[i].attempt,
+                                      all[i].queue,
+                                      "vanish",
+                                      NULL,
+                                      "Worker Timeout",
+                                      NULL,
+                                      (int)(rand_r(&w->seed) % 10),
+                                      all[i].wrk,
+                                      all[i].rid,
+                                      w->max_itr};
                 bg__finish_record(&a, &rec);
                 batch[nbatch++] = all[i];
             } else {

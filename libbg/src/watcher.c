@@ -6,7 +6,9 @@
 #include <math.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "watcher_int.h"
 
@@ -76,6 +78,8 @@ int bg_watcher_new(bg_watcher **out, const bg_watcher_options *o, char *errbuf, 
     bg_watcher *w = calloc(1, sizeof *w);
     if (!w)
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
+    /* Watchers started together must not draw the same backoffs. */
+    w->seed = (unsigned)getpid() ^ (unsigned)bg__wall_ms() ^ (unsigned)(uintptr_t)w;
     const char *url = o->url ? o->url : BG_DEFAULT_URL;
     int rc = bg__url_parse(url, &w->url, errbuf, errlen);
     w->ns = bg__strdup(ns);

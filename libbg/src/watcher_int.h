@@ -31,7 +31,12 @@ struct bg_watcher {
     double next_scan_ms;
     struct bg__stale *stale; /* attempts seen stale, sorted by attempt ID */
     size_t nstale;
-    double stale_due_ms; /* when the first of them is past its grace; 0 when none */
+    double stale_due_ms;
+    int unread_logged; /* an attempt's owner could not be read, and that was logged */
+    unsigned seed;
+    /* for the retry backoff's random part (rand_r: no shared state) */ /* when the first of
+                                                                           them is past its
+                                                                           grace; 0 when none */
 };
 
 /* An attempt whose worker connection was not alive, and since when this watcher knows. */

@@ -21,9 +21,9 @@ from test_worker import attempts_of, push, server_ms, wait_done, worker
 DAY = 86400 * 1000
 
 
-def watcher(spawn, rs, *args, ns=None):
+def watcher(spawn, rs, *args, ns=None, url=None):
     """Starts a bg-watcher and waits until its connection is up."""
-    p = spawn([exe("bg-watcher"), "-r", rs.url] + (["-n", ns] if ns else []) + list(args))
+    p = spawn([exe("bg-watcher"), "-r", url or rs.url] + (["-n", ns] if ns else []) + list(args))
     r = rs.client()
     wait_for(lambda: clients_named(r, (ns or "bg") + "-watcher") or p.proc.poll() is not None,
              what="the watcher to connect")
@@ -502,6 +502,24 @@ def test_acl_that_forbids_what_it_needs_is_a_clear_error_at_start(rs, r, rule, s
         assert ":pw@" not in p.stderr
     finally:
         r.execute_command("ACL", "DELUSER", "limited")
+
+
+def test_an_owner_it_cannot_read_is_never_taken_for_a_vanished_one(rs, r, spawn):
+    worker(spawn, rs, "-c", "1", "--shutdown-timeout", "0.1", "-e", "nap=sleep 60")
+    jid = push(r, "nap")
+    a = wait_for(lambda: running(r, jid), what="the job to start")
+    r.execute_command("ACL", "SETUSER", "nohmget", "reset", "on", ">pw", "~*", "&*", "+@all",
+                      "-hmget")
+    try:
+        w = watcher(spawn, rs, "-i", "0.05", "--grace", "0.1",
+                    url=f"redis://nohmget:pw@127.0.0.1:{rs.port}/0")
+        wait_for(lambda: "cannot read attempt" in w.log(), what="the refusal to be logged")
+        time.sleep(0.5)  # ten intervals, five graces: time enough to fail it, were it judged
+        assert r.sismember("bg:processing:default", a["id"])
+        assert r.zcard("bg:failed:default") == 0 and "Worker Timeout" not in w.log()
+        assert w.log().count("cannot read attempt") == 1  # said once, not every interval
+    finally:
+        r.execute_command("ACL", "DELUSER", "nohmget")
 
 
 def test_term_stops_the_watcher_with_0(rs, r, spawn):
