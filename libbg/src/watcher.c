@@ -335,7 +335,9 @@ static void trim_pass(bg_watcher *w, long long now_ms) {
     char key[256], cutoff[32], batch[16];
     double until = bg__mono_ms() + TRIM_BUDGET_MS;
     bg__fmt(batch, sizeof batch, "%d", TRIM_BATCH);
-    for (size_t q = 0; q < w->nqueues; q++) {
+    /* Start where the last pass ran out of time, so one busy queue cannot starve the others. */
+    for (size_t i = 0; i < w->nqueues; i++) {
+        size_t q = (w->trim_next + i) % w->nqueues;
         for (int s = 0; s < 3; s++) {
             bg__key(key, sizeof key, w->ns, sets[s].kind, w->queues[q]);
             bg__fmt(cutoff, sizeof cutoff, "%lld", now_ms - (long long)w->retain_ms[s]);
@@ -348,8 +350,10 @@ static void trim_pass(bg_watcher *w, long long now_ms) {
                                   batch};
             long long n;
             do {
-                if (bg__mono_ms() > until || !bg__conn_ok(&w->conn))
+                if (bg__mono_ms() > until || !bg__conn_ok(&w->conn)) {
+                    w->trim_next = q;
                     return;
+                }
                 redisReply *r = bg__conn_eval(&w->conn, BG__LUA_TRIM, 0, 7, argv, NULL);
                 n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
                 if (r)

@@ -32,6 +32,7 @@ struct bg_watcher {
     struct bg__stale *stale; /* attempts seen stale, sorted by attempt ID */
     size_t nstale;
     double stale_due_ms;
+    size_t trim_next;  /* the queue the next trim pass starts with */
     int unread_logged; /* an attempt's owner could not be read, and that was logged */
     unsigned seed;
     /* for the retry backoff's random part (rand_r: no shared state) */ /* when the first of
