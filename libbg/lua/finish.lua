@@ -24,15 +24,25 @@ local out = {}
 -- Completed attempts per queue: {ms, attempt, ms, attempt, ...}, one ZADD each at the end.
 local done = {}
 
+-- A whole number as a job's fields must hold it; nil for anything a foreign producer may have
+-- written instead ('abc', 'inf', '0x1', '1e3'), so that no write below can fail halfway: Redis
+-- does not roll back a script that stops on an error.
+local function whole(v)
+  if v and #v <= 15 and string.find(v, '^%-?%d+$') then
+    return tonumber(v)
+  end
+  return nil
+end
+
 local function bury(q, id)
   redis.call('ZADD', DP .. q, nowms, id)
   redis.call('HINCRBY', STP .. q, 'dead', 1)
 end
 
-local function retry_or_bury(q, id, rnd)
-  local h = redis.call('HMGET', JP .. id, 'att', 'rty')
-  local att, rty = tonumber(h[1]) or 0, tonumber(h[2]) or 0
-  if att <= rty then
+-- A failed attempt's job: retried with backoff while att <= rty, else dead. An rty or att that
+-- is not a whole number cannot be honoured: the job is dead, as the claim treats it.
+local function retry_or_bury(q, id, rnd, att, rty)
+  if att and rty and att <= rty then
     local backoff = att ^ 4 + 15 + rnd * (att + 1)
     redis.call('ZADD', SP .. q, nowms + math.floor(backoff * 1000), id)
   else
@@ -48,9 +58,29 @@ for i = 11, #ARGV, 10 do
   local ak = AP .. aid
   local res = 0
   local ok = true
+  local a
+  if outcome ~= 'ok' then
+    -- Everything a failure needs is read before anything is written.
+    a = redis.call('HMGET', ak, 'wrk', 'rid', 'job')
+  elseif gw ~= '' then
+    a = redis.call('HMGET', ak, 'wrk', 'rid')
+  end
   if gw ~= '' then
-    local o = redis.call('HMGET', ak, 'wrk', 'rid')
-    ok = o[1] == gw and (o[2] or '') == gr
+    ok = a[1] == gw and (a[2] or '') == gr
+  end
+  local id, job, att, rty, itr
+  if ok and outcome ~= 'ok' then
+    id = a[3]
+    if id and redis.call('TYPE', JP .. id).ok == 'hash' then
+      job = redis.call('HMGET', JP .. id, 'att', 'rty', 'itr')
+      att, rty, itr = whole(job[1]), whole(job[2]), whole(job[3]) or 0
+    end
+    if outcome ~= 'unclaim' and redis.call('TYPE', ak).ok ~= 'hash' then
+      -- Not an attempt bg wrote (junk a program put in the processing set): drop it, record
+      -- nothing under its name.
+      redis.call('SREM', PP .. q, aid)
+      ok = false
+    end
   end
   if ok and redis.call('SREM', PP .. q, aid) == 1 then
     res = 1
@@ -63,16 +93,11 @@ for i = 11, #ARGV, 10 do
       end
       d[#d + 1] = nowms
       d[#d + 1] = aid
-    end
-  end
-  if res == 1 and outcome ~= 'ok' then
-    local id = redis.call('HGET', ak, 'job')
-    local job_exists = id and redis.call('EXISTS', JP .. id) == 1
-    if outcome == 'unclaim' then
+    elseif outcome == 'unclaim' then
       redis.call('DEL', ak)
-      if job_exists then
+      if job then
         redis.call('LPUSH', RP .. q, id)
-        redis.call('HINCRBY', JP .. id, 'att', -1)
+        redis.call('HSET', JP .. id, 'att', math.max((att or 1) - 1, 0))
       end
     else
       local fields = {'err', err}
@@ -86,16 +111,21 @@ for i = 11, #ARGV, 10 do
       redis.call('HSET', ak, unpack(fields))
       redis.call('ZADD', FP .. q, nowms, aid)
       redis.call('HINCRBY', STP .. q, 'failed', 1)
-      if job_exists then
+      if job then
         if outcome == 'shutdown' then
           redis.call('LPUSH', RP .. q, id)
-          redis.call('HINCRBY', JP .. id, 'att', -1)
+          redis.call('HSET', JP .. id, 'att', math.max((att or 1) - 1, 0))
         elseif outcome == 'dead' then
           bury(q, id)
-        elseif outcome == 'vanish' and redis.call('HINCRBY', JP .. id, 'itr', 1) >= maxitr then
-          bury(q, id)
+        elseif outcome == 'vanish' then
+          redis.call('HSET', JP .. id, 'itr', itr + 1)
+          if itr + 1 >= maxitr then
+            bury(q, id)
+          else
+            retry_or_bury(q, id, rnd, att, rty)
+          end
         else
-          retry_or_bury(q, id, rnd)
+          retry_or_bury(q, id, rnd, att, rty)
         end
       end
     end

@@ -19,8 +19,10 @@ if #victims < batch then
     end
   end
 end
+if #victims > 0 then
+  redis.call('ZREM', set, unpack(victims))
+end
 for _, v in ipairs(victims) do
-  redis.call('ZREM', set, v)
   if mode == 'dead' then
     redis.call('DEL', JP .. v)
   else

@@ -53,6 +53,23 @@ static redisReply *snapshot(bg_watcher *w, int *acl) {
     return r;
 }
 
+/* A member of a processing set that cannot be an attempt UUID was put there by some other
+ * program: no attempt can ever finish it, so it goes, with a warning. */
+static void drop_junk(bg_watcher *w, const char *queue, const redisReply *m) {
+    char key[256];
+    if (m->type != REDIS_REPLY_STRING)
+        return;
+    bg__key(key, sizeof key, w->ns, BG__K_PROCESSING, queue);
+    const char *argv[] = {"SREM", key, m->str};
+    const size_t lens[] = {4, strlen(key), m->len};
+    redisReply *r = bg__conn_cmd(&w->conn, 3, argv, lens);
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        bg__log(&w->log, BG_LOG_WARN, ROLE, "dropped '%.*s' from %s: not an attempt UUID",
+                (int)(m->len > 64 ? 64 : m->len), m->str, key);
+    if (r)
+        freeReplyObject(r);
+}
+
 /* Sends the 'vanish' records in a and logs what was failed. */
 static int send_vanish(bg_watcher *w, bg__args *a, const seen *which, size_t n) {
     redisReply *r = bg__conn_eval(&w->conn, BG__LUA_FINISH, 0, a->argc, BG__ARGV(a), a->lens);
@@ -94,6 +111,11 @@ int bg__watcher_stale_pass(bg_watcher *w) {
     for (size_t q = 0; q < w->nqueues; q++) {
         const redisReply *set = snap->element[q + 2];
         for (size_t i = 0; set->type == REDIS_REPLY_ARRAY && i < set->elements; i++) {
+            const redisReply *m = set->element[i];
+            if (m->type != REDIS_REPLY_STRING || m->len != BG_UUID_LEN || !bg_uuid_valid(m->str)) {
+                drop_junk(w, w->queues[q], m);
+                continue;
+            }
             if (nseen == cap) {
                 seen *more = realloc(all, (cap = cap ? cap * 2 : 64) * sizeof *all);
                 if (!more)

@@ -35,23 +35,28 @@ static int fail(char *errbuf, size_t errlen, int code, const char *msg) {
     return code;
 }
 
-static int has_queue(const bg_watcher *w, const char *q) {
+/* The index of queue q (of length len) in w->queues, or -1. */
+static long find_queue(const bg_watcher *w, const char *q, size_t len) {
     for (size_t i = 0; i < w->nqueues; i++)
-        if (strcmp(w->queues[i], q) == 0)
-            return 1;
-    return 0;
+        if (strncmp(w->queues[i], q, len) == 0 && w->queues[i][len] == '\0')
+            return (long)i;
+    return -1;
 }
 
 static int add_queue(bg_watcher *w, const char *q) {
-    if (has_queue(w, q) || !bg_queue_valid(q))
+    if (find_queue(w, q, strlen(q)) >= 0 || !bg_queue_valid(q))
         return 0;
     char **l = realloc(w->queues, (w->nqueues + 1) * sizeof *l);
     if (!l)
         return 0;
     w->queues = l;
+    double *d = realloc(w->due, (w->nqueues + 1) * sizeof *d);
+    if (!d)
+        return 0;
+    w->due = d;
     if ((l[w->nqueues] = bg__strdup(q)) == NULL)
         return 0;
-    w->nqueues++;
+    d[w->nqueues++] = 0; /* look at it at once */
     return 1;
 }
 
@@ -119,6 +124,7 @@ void bg_watcher_free(bg_watcher *w) {
     for (size_t i = 0; i < w->nqueues; i++)
         free(w->queues[i]);
     free(w->queues);
+    free(w->due);
     free(w->stale);
     free(w->ns);
     free(w->url_masked);
@@ -220,6 +226,13 @@ static void queue_from_key(bg_watcher *w, const char *key, size_t len, bg__args 
  * queue no program knows yet is heard at once, not at the next SCAN a minute later. */
 static void saw_key(void *ud, const char *key, size_t len) {
     bg_watcher *w = ud;
+    const char *p = w->key_prefix[BG__K_SCHEDULED];
+    size_t n = strlen(p);
+    long i = len > n && strncmp(key, p, n) == 0 ? find_queue(w, key + n, len - n) : -1;
+    if (i >= 0) {
+        w->due[i] = 0; /* its scheduled set changed: look at it again */
+        return;
+    }
     if (w->fixed_queues)
         return;
     bg__args found;
@@ -290,7 +303,17 @@ static void refresh_queues(bg_watcher *w) {
 static double schedule_pass(bg_watcher *w) {
     double wait = -1;
     char sched[256], ready[256];
+    /* The server's clock now, from the last reply that told it: no queue whose next job is
+     * known to be due later, or that has none, costs a script call. */
+    double now_est = w->srv_ms + (bg__mono_ms() - w->srv_mono_ms);
     for (size_t i = 0; i < w->nqueues && bg__conn_ok(&w->conn); i++) {
+        if (w->due[i] < 0)
+            continue;
+        if (w->due[i] > 0 && w->due[i] > now_est) {
+            double d = w->due[i] - now_est;
+            wait = wait < 0 || d < wait ? d : wait;
+            continue;
+        }
         bg__key(sched, sizeof sched, w->ns, BG__K_SCHEDULED, w->queues[i]);
         bg__key(ready, sizeof ready, w->ns, BG__K_READY, w->queues[i]);
         const char *argv[] = {sched, ready, "1000"};
@@ -303,6 +326,17 @@ static double schedule_pass(bg_watcher *w) {
                 moved = r->element[0]->integer;
                 bg__parse_ll(r->element[1]->str, r->element[1]->len, &next);
                 bg__parse_ll(r->element[2]->str, r->element[2]->len, &now);
+                w->srv_ms = (double)now;
+                w->srv_mono_ms = bg__mono_ms();
+                w->due[i] = next >= 0 ? (double)(next > 0 ? next : 1) : -1;
+            } else if (r->type == REDIS_REPLY_ERROR) {
+                /* Nothing moved (the script checks before it writes); say so now and then. */
+                if (bg__mono_ms() >= w->sched_err_next_ms) {
+                    bg__log(&w->log, BG_LOG_ERROR, ROLE, "moving due jobs of %s: %s", w->queues[i],
+                            r->str);
+                    w->sched_err_next_ms = bg__mono_ms() + 60000;
+                }
+                w->due[i] = -1; /* until the next interval */
             }
             freeReplyObject(r);
             if (moved)
@@ -335,7 +369,9 @@ static void trim_pass(bg_watcher *w, long long now_ms) {
     char key[256], cutoff[32], batch[16];
     double until = bg__mono_ms() + TRIM_BUDGET_MS;
     bg__fmt(batch, sizeof batch, "%d", TRIM_BATCH);
-    /* Start where the last pass ran out of time, so one busy queue cannot starve the others. */
+    /* Start after the queue where the last pass ran out of time, so one busy queue cannot
+     * starve the others. */
+    w->trim_behind = 0;
     for (size_t i = 0; i < w->nqueues; i++) {
         size_t q = (w->trim_next + i) % w->nqueues;
         for (int s = 0; s < 3; s++) {
@@ -351,7 +387,8 @@ static void trim_pass(bg_watcher *w, long long now_ms) {
             long long n;
             do {
                 if (bg__mono_ms() > until || !bg__conn_ok(&w->conn)) {
-                    w->trim_next = q;
+                    w->trim_next = (q + 1) % w->nqueues;
+                    w->trim_behind = 1;
                     return;
                 }
                 redisReply *r = bg__conn_eval(&w->conn, BG__LUA_TRIM, 0, 7, argv, NULL);
@@ -385,6 +422,10 @@ static long long server_ms(bg_watcher *w) {
 static int interval_pass(bg_watcher *w) {
     if (!w->fixed_queues)
         refresh_queues(w);
+    /* Every scheduled set is looked at once an interval whatever the reports said: they are
+     * not there without CLIENT TRACKING, and a connection lost meanwhile loses some. */
+    for (size_t i = 0; i < w->nqueues; i++)
+        w->due[i] = 0;
     int rc = bg__watcher_stale_pass(w);
     if (rc == BG_EACL)
         return rc;
@@ -438,12 +479,23 @@ int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
             if (w->stale_due_ms > 0 && w->stale_due_ms < next_interval)
                 next_interval = w->stale_due_ms;
         }
+        /* History that grows faster than one trim pass an interval removes (a busy queue at
+         * full speed) is trimmed between intervals too, half the time at most, so memory stays
+         * flat under load; each script call is still one short batch. */
+        if (w->trim_behind && bg__mono_ms() >= w->next_trim_ms) {
+            long long now = server_ms(w);
+            if (now > 0)
+                trim_pass(w, now);
+            w->next_trim_ms = bg__mono_ms() + TRIM_BUDGET_MS;
+        }
         double due = schedule_pass(w);
         if (due == -2)
             continue;
         double wait = next_interval - bg__mono_ms();
         if (due >= 0 && due < wait)
             wait = due;
+        if (w->trim_behind && w->next_trim_ms - bg__mono_ms() < wait)
+            wait = w->next_trim_ms - bg__mono_ms();
         nap(w, wait);
     }
     bg__log(&w->log, BG_LOG_INFO, ROLE, "stopped");

@@ -14,6 +14,7 @@ struct bg_watcher {
     char *url_masked;
     bg__url url;
     char **queues; /* the queues to watch now */
+    double *due;   /* per queue: the server ms its next job is due, 0 to look, -1 none */
     size_t nqueues;
     int fixed_queues; /* given by the caller: never refreshed */
     double interval_ms, grace_ms;
@@ -32,8 +33,12 @@ struct bg_watcher {
     struct bg__stale *stale; /* attempts seen stale, sorted by attempt ID */
     size_t nstale;
     double stale_due_ms;
-    size_t trim_next;  /* the queue the next trim pass starts with */
-    int unread_logged; /* an attempt's owner could not be read, and that was logged */
+    double srv_ms, srv_mono_ms; /* the server's clock, and when it said so */
+    double sched_err_next_ms;   /* when a failure to move due jobs may be logged again */
+    size_t trim_next;           /* the queue the next trim pass starts with */
+    int trim_behind;            /* the last trim pass ran out of time */
+    double next_trim_ms;        /* when a trim pass may run again between intervals */
+    int unread_logged;          /* an attempt's owner could not be read, and that was logged */
     unsigned seed;
     /* for the retry backoff's random part (rand_r: no shared state) */ /* when the first of
                                                                            them is past its
