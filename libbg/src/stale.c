@@ -14,6 +14,7 @@ typedef struct {
     const char *queue;
     char wrk[24], rid[48]; /* "" when absent */
     int gone;
+    int atomic; /* its owner was read in the snapshot's MULTI */
 } seen;
 
 static int cmp_stale(const void *a, const void *b) {
@@ -34,9 +35,17 @@ static redisReply *snapshot(bg_watcher *w, int *acl) {
         const char *argv[] = {"SMEMBERS", key};
         bg__conn_append(&w->conn, 2, argv, NULL);
     }
+    /* The owners of the attempts already suspected are read in the same MULTI: only such a
+     * reading may fail an attempt. One read after it could see a fiber that re-owned its
+     * attempt meanwhile under a new ID missing from this client list. */
+    for (size_t i = 0; i < w->nstale; i++) {
+        bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, w->stale[i].attempt);
+        const char *argv[] = {"HMGET", key, "wrk", "rid"};
+        bg__conn_append(&w->conn, 4, argv, NULL);
+    }
     bg__conn_append(&w->conn, 1, exec, NULL);
     redisReply *r = NULL;
-    for (size_t i = 0; i < w->nqueues + 4; i++) {
+    for (size_t i = 0; i < w->nqueues + w->nstale + 4; i++) {
         if (r)
             freeReplyObject(r);
         if ((r = bg__conn_reply(&w->conn)) == NULL)
@@ -46,7 +55,7 @@ static redisReply *snapshot(bg_watcher *w, int *acl) {
             *acl = 1;
         }
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != w->nqueues + 2) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != w->nqueues + w->nstale + 2) {
         freeReplyObject(r);
         return NULL;
     }
@@ -68,6 +77,31 @@ static void drop_junk(bg_watcher *w, const char *queue, const redisReply *m) {
                 (int)(m->len > 64 ? 64 : m->len), m->str, key);
     if (r)
         freeReplyObject(r);
+}
+
+/* Sets s->wrk, s->rid and s->gone from h, the reply to HMGET wrk rid of its attempt. An owner
+ * that cannot be read (an ACL, a key of another type) is not judged: an error must never pass
+ * for "no owner" and fail a live worker's attempt. */
+static void judge(bg_watcher *w, seen *s, const redisReply *h, const bg__census *live,
+                  const char *run_id, size_t *unread) {
+    s->wrk[0] = s->rid[0] = '\0';
+    s->gone = 0;
+    if (h->type != REDIS_REPLY_ARRAY || h->elements != 2) {
+        if (!(*unread)++ && !w->unread_logged)
+            bg__log(&w->log, BG_LOG_WARN, ROLE, "cannot read attempt %s: %s", s->attempt,
+                    h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
+        return;
+    }
+    if (h->element[0]->type == REDIS_REPLY_STRING)
+        bg__fmt(s->wrk, sizeof s->wrk, "%s", h->element[0]->str);
+    if (h->element[1]->type == REDIS_REPLY_STRING)
+        bg__fmt(s->rid, sizeof s->rid, "%s", h->element[1]->str);
+    long long id;
+    s->gone = bg__parse_ll(s->wrk, strlen(s->wrk), &id) != 0 || !bg__census_has_fiber(live, id);
+    /* Client IDs start again from 1 after a restart or failover: an attempt recorded under
+     * another server's run_id is stale whatever its wrk says (SPEC section 7.2). */
+    if (s->rid[0] && run_id[0] && strncmp(run_id, s->rid, strlen(s->rid)) != 0)
+        s->gone = 1;
 }
 
 /* Sends the 'vanish' records in a and logs what was failed. */
@@ -127,6 +161,10 @@ int bg__watcher_stale_pass(bg_watcher *w) {
         }
     }
     for (size_t i = 0; i < nseen; i++) {
+        struct bg__stale probe;
+        bg__fmt(probe.attempt, sizeof probe.attempt, "%s", all[i].attempt);
+        if (w->stale && bsearch(&probe, w->stale, w->nstale, sizeof probe, cmp_stale))
+            continue; /* its owner came with the snapshot */
         bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, all[i].attempt);
         const char *argv[] = {"HMGET", key, "wrk", "rid"};
         bg__conn_append(&w->conn, 4, argv, NULL);
@@ -134,35 +172,24 @@ int bg__watcher_stale_pass(bg_watcher *w) {
 
     /* Read every owner first: the pipeline must be drained before any script runs. */
     for (size_t i = 0; i < nseen; i++) {
+        struct bg__stale probe, *old = NULL;
+        bg__fmt(probe.attempt, sizeof probe.attempt, "%s", all[i].attempt);
+        if (w->stale)
+            old = bsearch(&probe, w->stale, w->nstale, sizeof probe, cmp_stale);
+        all[i].atomic = old != NULL;
+        if (old) {
+            judge(w, &all[i], snap->element[w->nqueues + 2 + (size_t)(old - w->stale)], &live,
+                  run_id, &unread);
+            continue;
+        }
         redisReply *h = bg__conn_reply(&w->conn);
         if (!h) {
             rc = BG_EIO;
             nseen = i;
             break;
         }
-        all[i].wrk[0] = all[i].rid[0] = '\0';
-        if (h->type != REDIS_REPLY_ARRAY || h->elements != 2) {
-            /* An owner that cannot be read (an ACL, a key of another type) is not judged: an
-             * error must never pass for "no owner" and fail a live worker's attempt. */
-            if (!unread++ && !w->unread_logged)
-                bg__log(&w->log, BG_LOG_WARN, ROLE, "cannot read attempt %s: %s", all[i].attempt,
-                        h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
-            freeReplyObject(h);
-            all[i].gone = 0;
-            continue;
-        }
-        if (h->element[0]->type == REDIS_REPLY_STRING)
-            bg__fmt(all[i].wrk, sizeof all[i].wrk, "%s", h->element[0]->str);
-        if (h->element[1]->type == REDIS_REPLY_STRING)
-            bg__fmt(all[i].rid, sizeof all[i].rid, "%s", h->element[1]->str);
+        judge(w, &all[i], h, &live, run_id, &unread);
         freeReplyObject(h);
-        long long id;
-        all[i].gone = bg__parse_ll(all[i].wrk, strlen(all[i].wrk), &id) != 0 ||
-                      !bg__census_has_fiber(&live, id);
-        /* Client IDs start again from 1 after a restart or failover: an attempt recorded under
-         * another server's run_id is stale whatever its wrk says (SPEC section 7.2). */
-        if (all[i].rid[0] && run_id[0] && strncmp(run_id, all[i].rid, strlen(all[i].rid)) != 0)
-            all[i].gone = 1;
     }
 
     w->unread_logged = unread > 0;
@@ -179,7 +206,7 @@ int bg__watcher_stale_pass(bg_watcher *w) {
             bg__fmt(probe.attempt, sizeof probe.attempt, "%s", all[i].attempt);
             old = w->stale ? bsearch(&probe, w->stale, w->nstale, sizeof probe, cmp_stale) : NULL;
             double since = old ? old->since_ms : now;
-            if (now - since >= w->grace_ms) {
+            if (all[i].atomic && now - since >= w->grace_ms) {
                 if (nbatch == 0)
                     bg__finish_args(&a, w->ns);
                 bg__finish_rec rec = {all[i].attempt,
