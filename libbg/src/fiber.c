@@ -292,12 +292,12 @@ static int round_trip(bg__fiber *f, int claim) {
     return ok ? taken : -1;
 }
 
-/* Hands the claimed jobs that have not started back, atomically (SPEC §6: attempt deleted,
- * job at the head of its ready list, att down by one). */
-static void unclaim(bg__fiber *f) {
+/* Queues the hand-back of batch[first..] (jobs not started) as 'unclaim' outcomes: attempt
+ * deleted, job at the head of its ready list, att down by one (SPEC §6). */
+static void unclaim_from(bg__fiber *f, int first) {
     /* finish.lua LPUSHes one by one: queue the outcomes last-first so the jobs keep their
      * order at the head of the list. */
-    for (int i = f->nbatch - 1; i >= f->pos && f->npending < BG__PREFETCH_MAX; i--) {
+    for (int i = f->nbatch - 1; i >= first && f->npending < BG__PREFETCH_MAX; i--) {
         if (!f->batch[i].lost) {
             bg__result *p = &f->pending[f->npending++];
             memset(p, 0, sizeof *p);
@@ -307,7 +307,26 @@ static void unclaim(bg__fiber *f) {
         }
         free_claimed(&f->batch[i]);
     }
+    f->nbatch = first;
+}
+
+/* Hands back every claimed job that has not started. */
+static void unclaim(bg__fiber *f) {
+    unclaim_from(f, f->pos);
     f->pos = f->nbatch = 0;
+}
+
+void bg__fiber_tend_batch(bg__fiber *f, double running_ms) {
+    if (!bg__conn_ok(&f->conn))
+        return;
+    int back = (want_exit(f->w) || paused(f->w)) && f->pos + 1 < f->nbatch;
+    /* batch[pos] runs now; what is behind it goes back at once, not when it ends. */
+    if (back)
+        unclaim_from(f, f->pos + 1);
+    /* The outcomes of the batch's jobs that ran before it are recorded now, so their fin is
+     * when they ended and a worker that dies meanwhile does not take them along. */
+    if (back || (f->npending && running_ms >= BG__SLOW_JOB_MS))
+        round_trip(f, 0);
 }
 
 /* Waits for news of ready jobs (generation gen0 passed), a change of state, or a second. */
@@ -395,14 +414,20 @@ void *bg__fiber_main(void *arg) {
         }
         if (f->pos < f->nbatch) {
             pthread_mutex_unlock(&f->conn_mu);
-            /* Prefetch grows only while jobs take under a millisecond, so a slow job holds
-             * back at most a batch of fast ones, once. */
-            if (run_one(f) > 1.0)
-                slow = 1;
+            /* Prefetch grows only while jobs take under a millisecond. After a slow job the
+             * rest of its batch goes back to its lists, so jobs do not wait behind one another,
+             * and the slow job's outcome is recorded at once, with the next claim. */
+            double took = run_one(f);
             pthread_mutex_lock(&f->conn_mu);
+            if (took > 1.0)
+                slow = 1;
+            if (took >= BG__SLOW_JOB_MS)
+                unclaim(f);
             continue;
         }
         unsigned long long gen0 = current_gen(w);
+        if (slow)
+            f->prefetch = 1;
         int want = f->prefetch;
         f->pos = f->nbatch = 0;
         int got = round_trip(f, want);
@@ -412,9 +437,7 @@ void *bg__fiber_main(void *arg) {
             pthread_mutex_lock(&f->conn_mu);
             continue;
         }
-        if (slow)
-            f->prefetch = 1;
-        else if (f->nbatch == want && want < BG__PREFETCH_MAX)
+        if (!slow && f->nbatch == want && want < BG__PREFETCH_MAX)
             f->prefetch = want * 2 > BG__PREFETCH_MAX ? BG__PREFETCH_MAX : want * 2;
         slow = 0;
         if (got == 0) {

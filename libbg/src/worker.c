@@ -288,6 +288,7 @@ static void tend_fiber(bg_worker *w, bg__fiber *f, double now) {
         bg__fiber_reconnect(f);
     else
         bg__fiber_rename(f);
+    bg__fiber_tend_batch(f, now - started);
     pthread_mutex_unlock(&f->conn_mu);
 }
 

@@ -150,6 +150,15 @@ struct bg__fiber {
 /* With f->conn_mu held: (re)connects f's connection under its fiber name when it is down and
  * re-owns every attempt f owns. Returns BG_OK, or an error when Redis cannot be reached. */
 int bg__fiber_reconnect(bg__fiber *f);
+/* With f->conn_mu held while its fiber runs a job: records the outcomes of the jobs of its
+ * batch that ran before, and when the worker quiets or stops, hands the jobs claimed behind
+ * the running one back to their ready lists at once. */
+void bg__fiber_tend_batch(bg__fiber *f, double running_ms);
+
+/* A job that runs this long is slow: the outcomes before it in its batch are recorded while it
+ * runs, and the jobs behind it go back to their lists when it ends. Far above a no-op's time,
+ * even on a busy machine, so fast batches are never broken up. */
+#define BG__SLOW_JOB_MS 20.0
 
 /* With f->conn_mu held: renames f's connection after the main connection's ID changed. */
 void bg__fiber_rename(bg__fiber *f);

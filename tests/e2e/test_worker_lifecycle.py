@@ -112,6 +112,47 @@ def test_quiet_hands_back_prefetched_jobs(rs, r, spawn):
     assert len(r.keys("bg:attempts:*")) == done
 
 
+def batch_with_a_slow_job(r, spawn, rs):
+    """A quiet worker -c 1, then 50 no-ops, a job of 3 s and 40 no-ops: batches grow 1, 2, 4, 8,
+    16 while jobs are fast, then a batch of 32 holds 19 no-ops, the slow job and 12 more."""
+    w = worker(spawn, rs, "-c", "1", "--shutdown-timeout", "10")
+    w.signal(signal.SIGTSTP)
+    wait_for(lambda: "quiet" in w.log(), what="quiet")
+    before = [push(r, "bg.noop") for _ in range(50)]
+    slow = push(r, "bg.sleep", '{"ms":3000}')
+    after = [push(r, "bg.noop") for _ in range(40)]
+    w.signal(signal.SIGCONT)
+    wait_for(lambda: running(r, slow), what="the slow job to start")
+    return w, before, slow, after
+
+
+def test_no_job_waits_behind_a_slow_one_in_its_batch(rs, r, spawn):
+    w, before, slow, after = batch_with_a_slow_job(r, spawn, rs)
+    # Everything that ran before it, in its batch too, is recorded, not held until it ends.
+    wait_for(lambda: r.zcard("bg:completed:default") == len(before), timeout=1,
+             what="the jobs run before it to be recorded")
+    assert running(r, slow)
+    t0 = server_ms(r)
+    wait_for(lambda: r.zcard("bg:completed:default") == len(before) + 1 + len(after), timeout=10,
+             what="every job to run")
+    a = finished(r, slow)
+    # Its fin is when it ended, not when a batch behind it ended.
+    assert int(a["fin"]) - int(a["sta"]) < 3000 + 500, a
+    assert t0 - int(a["sta"]) < 3000
+
+
+def test_term_hands_back_jobs_claimed_behind_a_running_one_at_once(rs, r, spawn):
+    w, before, slow, after = batch_with_a_slow_job(r, spawn, rs)
+    behind = r.scard("bg:processing:default") - 1
+    w.signal(signal.SIGTERM)
+    # The ones claimed behind the running job are back in ready long before it ends.
+    wait_for(lambda: r.scard("bg:processing:default") == 1, timeout=1.5,
+             what="the jobs behind the running one to be handed back")
+    assert behind > 0 and r.llen("bg:ready:default") >= behind
+    assert w.wait(15) == 0
+    assert "err" not in finished(r, slow)
+
+
 # ---- nothing outlives the worker ----
 
 def test_exec_process_group_dies_with_a_sigkilled_worker(rs, r, spawn, tmp_path):
