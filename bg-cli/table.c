@@ -77,9 +77,9 @@ void table_info(FILE *f, double time_ms, const char *url, const char *ns, const 
     snprintf(ms, sizeof ms, "%.3f", time_ms);
     const table_col cols[] = {
         {"time", ms, TABLE_RIGHT},
-        {"url", url, TABLE_LEFT},
-        {"namespace", ns, TABLE_LEFT},
-        {"queues", queues && *queues ? queues : "-", TABLE_LEFT},
+        {"url", url, TABLE_RIGHT},
+        {"namespace", ns, TABLE_RIGHT},
+        {"queues", queues && *queues ? queues : "-", TABLE_RIGHT},
     };
     table_print(f, cols, sizeof cols / sizeof cols[0], bold);
 }

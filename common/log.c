@@ -45,8 +45,26 @@ void bgc_log_sink(void *userdata, bg_log_level level, const char *role, const ch
         }
         json_decref(o);
     } else {
+        /* One line an event, whatever the message holds (a command's stderr, a class name a
+         * producer wrote with a newline): control characters are written as escapes. */
+        size_t len = strlen(msg), o = 0;
+        char *text = malloc(len * 4 + 1);
+        for (size_t i = 0; text && i < len; i++) {
+            unsigned char c = (unsigned char)msg[i];
+            if (c == '\n' || c == '\r') {
+                text[o++] = '\\';
+                text[o++] = c == '\n' ? 'n' : 'r';
+            } else if (c < 0x20 && c != '\t') {
+                o += (size_t)sprintf(text + o, "\\x%02x", c);
+            } else {
+                text[o++] = (char)c;
+            }
+        }
+        if (text)
+            text[o] = '\0';
         /* One fprintf per line: stdio locks the stream, so lines from fibers never interleave. */
-        fprintf(stderr, "%s %c %s: %s\n", when, level_letter[level], role, msg);
+        fprintf(stderr, "%s %c %s: %s\n", when, level_letter[level], role, text ? text : msg);
+        free(text);
     }
 }
 

@@ -394,10 +394,11 @@ static void exit_msg(const run_state *r, bg__exec_result *res, int code) {
     size_t len = r->tail_len;
     while (len > 0 && (t[len - 1] == '\n' || t[len - 1] == '\r'))
         len--;
-    bg__fmt(res->msg, sizeof res->msg, "exit %d", code);
+    /* SPEC §6 writes it "exit N: <stderr tail>", the ": " there even when the tail is empty. */
+    bg__fmt(res->msg, sizeof res->msg, "exit %d: ", code);
     if (len == 0)
         return;
-    size_t pre = strlen(res->msg) + 2, room = BG__EXEC_TAIL - pre;
+    size_t pre = strlen(res->msg), room = BG__EXEC_TAIL - pre;
     if (len > room) {
         t += len - room;
         len = room;
@@ -406,7 +407,7 @@ static void exit_msg(const run_state *r, bg__exec_result *res, int code) {
             len--;
         }
     }
-    bg__fmt(res->msg + pre - 2, sizeof res->msg - (pre - 2), ": %.*s", (int)len, t);
+    bg__fmt(res->msg + pre, sizeof res->msg - pre, "%.*s", (int)len, t);
 }
 
 static void fill_result(const run_state *r, int why, bg__exec_result *res) {

@@ -388,9 +388,11 @@ def test_status_verbose_masks_the_password(auth_server):
     assert float(t) >= 0 and re.fullmatch(r"\d+\.\d{3}", t)
     assert u == f"redis://:***@127.0.0.1:{auth_server.port}/0"
     assert (ns, qs) == ("bg", "high,low")
-    # Columns line up: each header ends where its value ends (time) or starts with it.
-    assert head.index("url") == row.index("redis://")
-    assert head.index("namespace") == row.index(" bg ") + 1
+    # Columns line up as in the other tables: right-aligned, each header ends where its value
+    # ends.
+    assert len(head) == len(row)
+    for h, v in zip(head.split(), row.split()):
+        assert head.index(h) + len(h) == row.index(v) + len(v), (h, v)
     # The ACL user form works too, and a wrong password is one clear line, masked.
     url_user = f"redis://default:s3cr3t%2Dpw@127.0.0.1:{auth_server.port}/0"
     ok(run([exe("bg-cli"), "-r", url_user, "status"]))

@@ -148,6 +148,20 @@ def test_exit_status_signal_and_timeout(rs, r, spawn):
     assert r.hget("bg:stats:default", "failed") == "3"
 
 
+def test_log_is_one_line_an_event_whatever_the_messages_hold(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "1", "-v", "-e", "multi=echo one >&2; echo two >&2; exit 7",
+               "-e", "quiet=exit 3")
+    a = wait_done(r, push(r, "multi"))
+    assert a["msg"] == "exit 7: one\ntwo"
+    assert wait_done(r, push(r, "quiet"))["msg"] == "exit 3: "  # SPEC: exit N: <stderr tail>
+    wait_done(r, push(r, "Evil\nSecond line"))
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [DIWE] worker: ")
+    lines = w.log().splitlines()
+    assert lines and all(stamp.match(line) for line in lines), [l for l in lines
+                                                                 if not stamp.match(l)]
+    assert any("exit 7: one\\ntwo" in line for line in lines)
+
+
 def test_stderr_tail_is_one_kib_cut_on_utf8(rs, r, spawn):
     worker(spawn, rs, "-c", "1", "-e",
            "noisy=i=0; while [ $i -lt 600 ]; do printf 'é' >&2; i=$((i+1)); done; exit 1")

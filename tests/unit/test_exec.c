@@ -190,7 +190,7 @@ static void test_exit_status(void **state) {
     assert_int_equal(cap.err_lines, 2);
 
     run("exit 4", NULL, 0, 0, NULL, &cap, &res);
-    assert_string_equal(res.msg, "exit 4");
+    assert_string_equal(res.msg, "exit 4: ");
 }
 
 static void test_stderr_tail(void **state) {

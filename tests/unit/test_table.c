@@ -103,17 +103,18 @@ static void test_alignment(void **state) {
     free(out);
 }
 
-/* The -v table: time right-aligned with three decimals, text columns left-aligned. */
+/* The -v table, "like the others" (SPEC §8): every column right-aligned, time with three
+ * decimals. */
 static void test_info(void **state) {
     (void)state;
     char *out = NULL;
     CAPTURE(out, table_info(f, 0.4126, "redis://:***@127.0.0.1:6379/0", "bg", "high,low", 0));
-    assert_string_equal(out, " time url                           namespace queues\n"
-                             "0.413 redis://:***@127.0.0.1:6379/0 bg        high,low\n");
+    assert_string_equal(out, " time                           url namespace   queues\n"
+                             "0.413 redis://:***@127.0.0.1:6379/0        bg high,low\n");
     free(out);
     CAPTURE(out, table_info(f, 1234.5, "unix:///r.sock", "onyx-background", "", 0));
-    assert_string_equal(out, "    time url            namespace       queues\n"
-                             "1234.500 unix:///r.sock onyx-background -\n");
+    assert_string_equal(out, "    time            url       namespace queues\n"
+                             "1234.500 unix:///r.sock onyx-background      -\n");
     free(out);
 }
 
