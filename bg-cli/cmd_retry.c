@@ -72,8 +72,9 @@ static int retry_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv) 
 const cli_cmd cli_cmd_retry = {
     "retry",
     "JOB | --dead [-q QUEUE[,QUEUE...]]",
-    "Puts JOB back at the tail of its ready list now, with its attempt count (att) and\n"
-    "interruption count (itr) reset: a dead job, or one waiting in scheduled for its retry.\n"
+    "Puts JOB back at the tail of its ready list now, with its attempt count (att) reset: a\n"
+    "dead job (its interruption count, itr, reset too), or one waiting in scheduled for its\n"
+    "retry (itr kept, so a job that kills its worker still ends dead).\n"
     "Prints nothing on success. Exits 1 when there is no such job, or when it is in any other\n"
     "state (ready, running, finished, or delayed and never run).\n\n"
     "With --dead, does so for every dead job of the queues (default: every known queue),\n"

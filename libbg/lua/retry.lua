@@ -1,6 +1,6 @@
 -- retry.lua: puts jobs that wait for nothing useful back on their ready list at once, with
--- `att` and `itr` reset, as `bg-cli retry` does: a dead job, or one waiting in scheduled for its
--- retry (att >= 1). A delayed job that never ran, a job that waits in ready or runs, and a
+-- `att` reset (and `itr` for a dead job), as `bg-cli retry` does: a dead job, or one waiting in
+-- scheduled for its retry (att >= 1). A delayed job that never ran, a job that waits in ready or runs, and a
 -- finished job are left alone. Each job moves atomically, so a watcher or a second retry can
 -- never push it twice.
 -- ARGV[1] jobs prefix  ARGV[2] ready prefix  ARGV[3] scheduled prefix  ARGV[4] dead prefix
@@ -12,8 +12,15 @@
 --   hash is gone (trimmed, dequeued) is dropped.
 local JP, RP, SP, DP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
-local function revive(q, id)
-  redis.call('HSET', JP .. id, 'att', 0, 'itr', 0)
+-- att goes back to 0 (SPEC section 8). itr too for a dead job, which an operator brings back
+-- on purpose; a job merely waiting for its retry keeps its count of interruptions, so retrying
+-- it early never lets a job that kills its worker loop forever.
+local function revive(q, id, dead)
+  if dead then
+    redis.call('HSET', JP .. id, 'att', 0, 'itr', 0)
+  else
+    redis.call('HSET', JP .. id, 'att', 0)
+  end
   redis.call('RPUSH', RP .. q, id)
 end
 
@@ -25,7 +32,7 @@ if ARGV[5] == 'job' then
     return redis.call('EXISTS', JP .. id) == 1 and {0, 'state'} or {0, 'nojob'}
   end
   if redis.call('ZREM', DP .. q, id) == 1 then
-    revive(q, id)
+    revive(q, id, true)
     return {1, q, 'dead'}
   end
   if redis.call('ZSCORE', SP .. q, id) then
@@ -33,7 +40,7 @@ if ARGV[5] == 'job' then
       return {0, 'delayed'}
     end
     redis.call('ZREM', SP .. q, id)
-    revive(q, id)
+    revive(q, id, false)
     return {1, q, 'scheduled'}
   end
   return {0, 'state'}
@@ -45,7 +52,7 @@ local moved = 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', DP .. q, id)
   if redis.call('EXISTS', JP .. id) == 1 then
-    revive(q, id)
+    revive(q, id, true)
     moved = moved + 1
   end
 end

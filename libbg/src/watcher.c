@@ -177,6 +177,15 @@ static int ensure_connected(bg_watcher *w) {
     double now = bg__mono_ms();
     if (bg__conn_ok(&w->conn) && bg__conn_ok(&w->sub.conn))
         return 1;
+    if (w->up) {
+        /* SPEC §10: a lost connection is said once, at Info; so is its return. */
+        w->up = 0;
+        w->down_logged = 1;
+        bg__log(&w->log, BG_LOG_INFO, ROLE, "lost the connection to Redis at %s%s", w->url_masked,
+                w->sub.hung ? ": it stopped answering" : "");
+        w->sub.hung = 0;
+        w->next_try_ms = now;
+    }
     bg__conn_close(&w->conn);
     bg__conn_close(&w->sub.conn);
     if (now < w->next_try_ms)
@@ -196,9 +205,16 @@ static int ensure_connected(bg_watcher *w) {
         return 0;
     }
     if (w->down_logged)
-        bg__log(&w->log, BG_LOG_INFO, ROLE, "connected to Redis at %s", w->url_masked);
+        bg__log(&w->log, BG_LOG_INFO, ROLE, "%s to Redis at %s",
+                w->ever_up ? "reconnected" : "connected", w->url_masked);
     w->down_logged = 0;
+    w->up = w->ever_up = 1;
     w->delay_ms = 10;
+    /* Reports sent while the connections were down are lost, and the server may be another
+     * one: look at every scheduled set, and for queues, at once. */
+    for (size_t i = 0; i < w->nqueues; i++)
+        w->due[i] = 0;
+    w->next_scan_ms = 0;
     return 1;
 }
 
@@ -275,7 +291,9 @@ static void refresh_queues(bg_watcher *w) {
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
             if (r)
                 freeReplyObject(r);
+            /* Refused (an ACL) or cut short: try again in a minute, not every interval. */
             w->cursor[0] = '\0';
+            w->next_scan_ms = now + SCAN_EVERY_MS;
             break;
         }
         bg__fmt(w->cursor, sizeof w->cursor, "%s", r->element[0]->str);

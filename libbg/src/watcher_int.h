@@ -27,6 +27,7 @@ struct bg_watcher {
     bg__conn conn; /* commands and scripts; tracks NS:scheduled: for sub */
     bg__notify sub;
     int down_logged;
+    int up, ever_up; /* both connections were up at the last look; ever */
     double next_try_ms, delay_ms;
     char cursor[32]; /* of the queue SCAN under way, "" when none */
     double next_scan_ms;

@@ -229,8 +229,12 @@ static void main_poll(bg_worker *w, main_state *m, int wait_ms) {
     int got = bg__notify_wait(&m->n, wait_ms);
     if (got > 0)
         bg__worker_wake(w);
-    else if (got < 0 && m->n.hung)
-        bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "Redis at %s stopped answering", w->url_masked);
+    else if (got < 0 && m->n.hung && !m->down_logged) {
+        /* SPEC §10: connection lost and restored are Info, and said once. */
+        bg__log(&w->log, BG_LOG_INFO, BG__ROLE,
+                "lost the connection to Redis at %s: it stopped answering", w->url_masked);
+        m->down_logged = 1;
+    }
 }
 
 /* Keeps the main connection up: logs a loss once, retries with capped backoff, and publishes
@@ -242,7 +246,7 @@ static void main_keepalive(bg_worker *w, main_state *m) {
     if (atomic_load(&w->main_id) > 0) {
         atomic_store(&w->main_id, 0);
         if (!m->down_logged)
-            bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "lost the connection to Redis at %s",
+            bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "lost the connection to Redis at %s",
                     w->url_masked);
         m->down_logged = 1;
         m->delay_ms = 10;
@@ -331,7 +335,9 @@ static void abandon(bg_worker *w) {
             continue;
         pthread_mutex_lock(&f->mu);
         int busy = f->busy;
-        char attempt[BG_UUID_LEN + 1], queue[129];
+        char attempt[BG_UUID_LEN + 1], queue[129], took[32];
+        /* Its processing time is what it ran until now, as for any attempt. */
+        bg__fmt(took, sizeof took, "%.3f", bg__mono_ms() - f->started_ms);
         bg__fmt(attempt, sizeof attempt, "%s", f->cur_attempt);
         bg__fmt(queue, sizeof queue, "%s", f->cur_queue);
         pthread_mutex_unlock(&f->mu);
@@ -341,7 +347,7 @@ static void abandon(bg_worker *w) {
         bg__finish_rec rec = {attempt,
                               queue,
                               "shutdown",
-                              "0.000",
+                              took,
                               "Worker Shutdown",
                               "abandoned at the worker's exit",
                               0,

@@ -44,10 +44,12 @@ def test_retry_job_waiting_for_its_retry(rs, r, spawn):
     jid = push(r, "bg.fail", rty=3)
     wait_for(lambda: r.zscore("bg:scheduled:default", jid), what="the retry to be scheduled")
     w.stop()
+    r.hset(f"bg:jobs:{jid}", "itr", 2)
     ok(cli(rs, "retry", jid))
     assert r.zscore("bg:scheduled:default", jid) is None
     assert r.lrange("bg:ready:default", 0, -1) == [jid]
     assert r.hget(f"bg:jobs:{jid}", "att") == "0"
+    assert r.hget(f"bg:jobs:{jid}", "itr") == "2"  # interruptions still count toward dead
 
 
 def test_retry_refuses_jobs_in_other_states(rs, r, spawn):

@@ -42,7 +42,8 @@ BG_EXPORT int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, 
 BG_EXPORT int bg_dequeue(bg_client *c, const char *job_id);
 
 /* Puts a dead job, or one waiting in scheduled for its retry, back at the tail of its ready
- * list now, with its attempt count (att) and interruption count (itr) reset to 0. Returns
+ * list now, with its attempt count (att) reset to 0, and for a dead job its interruption count
+ * (itr) too (a job waiting for its retry keeps it: the poison-pill bound still holds). Returns
  * BG_OK, BG_ENOTFOUND when there is no such job, or BG_ESTATE for a job in any other state
  * (waiting in ready, running, finished, or delayed and never run). */
 BG_EXPORT int bg_retry(bg_client *c, const char *job_id);
