@@ -344,16 +344,9 @@ static void abandon(bg_worker *w) {
         if (!busy)
             continue;
         bg__args a;
-        bg__finish_rec rec = {attempt,
-                              queue,
-                              "shutdown",
-                              took,
-                              "Worker Shutdown",
-                              "abandoned at the worker's exit",
-                              0,
-                              NULL,
-                              NULL,
-                              0};
+        bg__finish_rec rec = {
+            attempt, queue, "shutdown", took, "Worker Shutdown", "abandoned at the worker's exit",
+            0,       NULL,  NULL,       0};
         bg__args_init(&a);
         bg__finish_args(&a, w->ns);
         bg__finish_record(&a, &rec);
