@@ -81,7 +81,9 @@ static void parse(int argc, char **argv, bg_watcher_options *o, bgc_log_config *
         switch (ch) {
         case 'q':
             if (bgc_parse_queues(optarg, queues, nq, err, sizeof err) != 0)
-                bad_usage("invalid queue: %s", err);
+                bad_usage("invalid queue '%s' in '%s': 1 to 128 of A-Z a-z 0-9 _ . -, "
+                          "comma-separated",
+                          err, optarg);
             break;
         case 'r':
             o->url = optarg;
@@ -91,8 +93,9 @@ static void parse(int argc, char **argv, bg_watcher_options *o, bgc_log_config *
             break;
         case 'i':
             o->interval_ms = duration("--interval", optarg);
-            if (o->interval_ms <= 0)
-                bad_usage("invalid --interval '%s': it must be more than 0", optarg);
+            /* Under a millisecond the watcher would spin, not wait. */
+            if (o->interval_ms < 1)
+                bad_usage("invalid --interval '%s': at least 1ms", optarg);
             break;
         case OPT_GRACE:
             o->grace_ms = duration("--grace", optarg);

@@ -91,7 +91,9 @@ static void parse(int argc, char **argv, bg_worker_options *o, bgc_log_config *l
         switch (ch) {
         case 'q':
             if (bgc_parse_queues(optarg, queues, nq, err, sizeof err) != 0)
-                bad_usage("invalid queue: %s", err);
+                bad_usage("invalid queue '%s' in '%s': 1 to 128 of A-Z a-z 0-9 _ . -, "
+                          "comma-separated",
+                          err, optarg);
             break;
         case 'c':
             if (bgc_parse_int(optarg, 1, 1000, &n) != 0)

@@ -74,6 +74,15 @@ def test_handler_that_ignores_cancellation_is_abandoned_and_requeued(rs, r, spaw
     assert r.lrange("bg:ready:default", 0, -1) == [jid]
 
 
+def test_term_with_redis_unreachable_and_nothing_running_exits_at_once(spawn):
+    from conftest import _free_port
+    w = spawn([exe("bg-worker"), "-r", f"redis://127.0.0.1:{_free_port()}/0", "-c", "2",
+               "--shutdown-timeout", "60"])
+    wait_for(lambda: "retrying" in w.log(), what="the worker to try to connect")
+    w.signal(signal.SIGTERM)
+    assert w.wait(10) == 0  # not the 60 s shutdown timeout: nothing was running
+
+
 def test_second_term_exits_at_once_with_1(rs, r, spawn):
     w = worker(spawn, rs, "-c", "1", "-e", "hang=sleep 60")
     jid = push(r, "hang")
