@@ -47,7 +47,7 @@ static void on_stop(int sig) {
     bg_watcher_stop(the_watcher);
 }
 
-enum { OPT_GRACE = 256, OPT_MAXITR, OPT_RC, OPT_RF, OPT_RD, OPT_LOG_FORMAT };
+enum { OPT_GRACE = 256, OPT_MAXITR, OPT_RC, OPT_RF, OPT_RD };
 
 static double duration(const char *flag, const char *s) {
     double ms;
@@ -56,41 +56,21 @@ static double duration(const char *flag, const char *s) {
     return ms;
 }
 
-static void parse(int argc, char **argv, bg_watcher_options *o, bgc_log_config *log, char ***queues,
-                  size_t *nq) {
+static void parse(int argc, char **argv, bg_watcher_options *o, bgc_daemon *d) {
     static const struct option longopts[] = {
-        {"queue", required_argument, NULL, 'q'},
-        {"redis", required_argument, NULL, 'r'},
-        {"namespace", required_argument, NULL, 'n'},
         {"interval", required_argument, NULL, 'i'},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"max-interruptions", required_argument, NULL, OPT_MAXITR},
         {"retain-completed", required_argument, NULL, OPT_RC},
         {"retain-failed", required_argument, NULL, OPT_RF},
         {"retain-dead", required_argument, NULL, OPT_RD},
-        {"verbose", no_argument, NULL, 'v'},
-        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
+        BGC_DAEMON_LONGOPTS,
         {NULL, 0, NULL, 0}};
-    char err[256];
     long long n;
     int ch;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":q:r:n:i:vVh", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":i:" BGC_DAEMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (ch) {
-        case 'q':
-            if (bgc_parse_queues(optarg, queues, nq, err, sizeof err) != 0)
-                bad_usage("invalid queue '%s' in '%s': 1 to 128 of A-Z a-z 0-9 _ . -, "
-                          "comma-separated",
-                          err, optarg);
-            break;
-        case 'r':
-            o->url = optarg;
-            break;
-        case 'n':
-            o->ns = optarg;
-            break;
         case 'i':
             o->interval_ms = duration("--interval", optarg);
             /* Under a millisecond the watcher would spin, not wait. */
@@ -114,47 +94,26 @@ static void parse(int argc, char **argv, bg_watcher_options *o, bgc_log_config *
         case OPT_RD:
             o->retain_dead_ms = duration("--retain-dead", optarg);
             break;
-        case 'v':
-            log->level = BG_LOG_DEBUG;
-            break;
-        case OPT_LOG_FORMAT:
-            if (bgc_parse_log_format(optarg, log) != 0)
-                bad_usage("invalid --log-format '%s': text or json", optarg);
-            break;
-        case 'V':
-            printf("bg-watcher %s\n", bg_version());
-            exit(0);
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case ':':
-            bad_usage("option %s needs a value", argv[optind - 1]);
         default:
-            bad_usage("unknown option '%s'", argv[optind - 1]);
+            bgc_daemon_option(d, ch, optarg, argv);
         }
     }
-    if (optind < argc)
-        bad_usage("unexpected argument '%s'", argv[optind]);
+    bgc_daemon_check(d, argc, argv);
 }
 
 int main(int argc, char **argv) {
     bg_watcher_options o;
-    bgc_log_config logcfg = {0, BG_LOG_INFO};
-    char **queues = NULL;
-    size_t nq = 0;
+    bgc_daemon d;
     char err[1024];
 
     bg_watcher_options_init(&o);
-    o.url = bgc_default_url();
-    o.ns = bgc_default_ns();
-    parse(argc, argv, &o, &logcfg, &queues, &nq);
-    o.queues = (const char *const *)queues;
-    o.nqueues = nq;
-    o.log = bgc_logger(&logcfg);
-    if (bg_url_check(o.url, err, sizeof err) != BG_OK)
-        bad_usage("%s", err);
-    if (!bg_namespace_valid(o.ns))
-        bad_usage("invalid namespace '%s': 1 to 64 of A-Z a-z 0-9 _ . -", o.ns);
+    bgc_daemon_init(&d, "bg-watcher", usage);
+    parse(argc, argv, &o, &d);
+    o.url = d.url;
+    o.ns = d.ns;
+    o.queues = (const char *const *)d.queues;
+    o.nqueues = d.nqueues;
+    o.log = bgc_logger(&d.log);
 
     bg_watcher *w;
     if (bg_watcher_new(&w, &o, err, sizeof err) != BG_OK)
@@ -167,6 +126,6 @@ int main(int argc, char **argv) {
     if (rc < 0)
         fprintf(stderr, "bg-watcher: %s\n", err);
     bg_watcher_free(w);
-    bgc_free_list(queues, nq);
+    bgc_daemon_free(&d);
     return rc < 0 ? 1 : 0;
 }

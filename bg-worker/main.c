@@ -46,7 +46,7 @@ static void on_quiet(int sig) {
     bg_worker_signal(the_worker, sig == SIGTSTP ? BG_WORKER_QUIET : BG_WORKER_RESUME);
 }
 
-enum { OPT_RETRIES = 256, OPT_JOB_TIMEOUT, OPT_SHUTDOWN_TIMEOUT, OPT_LOG_FORMAT };
+enum { OPT_RETRIES = 256, OPT_JOB_TIMEOUT, OPT_SHUTDOWN_TIMEOUT };
 
 typedef struct {
     char **execs;
@@ -65,46 +65,26 @@ static void push(char ***list, size_t *n, char *s) {
     *list = l;
 }
 
-static void parse(int argc, char **argv, bg_worker_options *o, bgc_log_config *log, extras *x,
-                  char ***queues, size_t *nq) {
+static void parse(int argc, char **argv, bg_worker_options *o, bgc_daemon *d, extras *x) {
     static const struct option longopts[] = {
-        {"queue", required_argument, NULL, 'q'},
         {"concurrency", required_argument, NULL, 'c'},
-        {"redis", required_argument, NULL, 'r'},
-        {"namespace", required_argument, NULL, 'n'},
         {"exec", required_argument, NULL, 'e'},
         {"plugin", required_argument, NULL, 'p'},
         {"retries", required_argument, NULL, OPT_RETRIES},
         {"job-timeout", required_argument, NULL, OPT_JOB_TIMEOUT},
         {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
-        {"verbose", no_argument, NULL, 'v'},
-        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
+        BGC_DAEMON_LONGOPTS,
         {NULL, 0, NULL, 0}};
-    char err[256];
     long long n;
     double ms;
     int ch;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":q:c:r:n:e:p:vVh", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":c:e:p:" BGC_DAEMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (ch) {
-        case 'q':
-            if (bgc_parse_queues(optarg, queues, nq, err, sizeof err) != 0)
-                bad_usage("invalid queue '%s' in '%s': 1 to 128 of A-Z a-z 0-9 _ . -, "
-                          "comma-separated",
-                          err, optarg);
-            break;
         case 'c':
             if (bgc_parse_int(optarg, 1, 1000, &n) != 0)
                 bad_usage("invalid concurrency '%s': a whole number from 1 to 1000", optarg);
             o->concurrency = (int)n;
-            break;
-        case 'r':
-            o->url = optarg;
-            break;
-        case 'n':
-            o->ns = optarg;
             break;
         case 'e':
             if (!strchr(optarg, '=') || optarg[0] == '=' || !strchr(optarg, '=')[1])
@@ -128,50 +108,27 @@ static void parse(int argc, char **argv, bg_worker_options *o, bgc_log_config *l
             else
                 o->shutdown_timeout_s = ms / 1000;
             break;
-        case 'v':
-            log->level = BG_LOG_DEBUG;
-            break;
-        case OPT_LOG_FORMAT:
-            if (bgc_parse_log_format(optarg, log) != 0)
-                bad_usage("invalid --log-format '%s': text or json", optarg);
-            break;
-        case 'V':
-            printf("bg-worker %s\n", bg_version());
-            exit(0);
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case ':':
-            bad_usage("option %s needs a value", argv[optind - 1]);
-            break;
         default:
-            bad_usage("unknown option '%s'", argv[optind - 1]);
+            bgc_daemon_option(d, ch, optarg, argv);
         }
     }
-    if (optind < argc)
-        bad_usage("unexpected argument '%s'", argv[optind]);
+    bgc_daemon_check(d, argc, argv);
 }
 
 int main(int argc, char **argv) {
     bg_worker_options o;
-    bgc_log_config logcfg = {0, BG_LOG_INFO};
+    bgc_daemon d;
     extras x = {0};
-    char **queues = NULL;
-    size_t nq = 0;
     char err[1024];
 
     bg_worker_options_init(&o);
-    o.url = bgc_default_url();
-    o.ns = bgc_default_ns();
-    parse(argc, argv, &o, &logcfg, &x, &queues, &nq);
-    o.queues = (const char *const *)queues;
-    o.nqueues = nq;
-    o.log = bgc_logger(&logcfg);
-
-    if (bg_url_check(o.url, err, sizeof err) != BG_OK)
-        bad_usage("%s", err);
-    if (!bg_namespace_valid(o.ns))
-        bad_usage("invalid namespace '%s': 1 to 64 of A-Z a-z 0-9 _ . -", o.ns);
+    bgc_daemon_init(&d, "bg-worker", usage);
+    parse(argc, argv, &o, &d, &x);
+    o.url = d.url;
+    o.ns = d.ns;
+    o.queues = (const char *const *)d.queues;
+    o.nqueues = d.nqueues;
+    o.log = bgc_logger(&d.log);
 
     bg_worker *w;
     int rc = bg_worker_new(&w, &o, err, sizeof err);
@@ -181,7 +138,7 @@ int main(int argc, char **argv) {
         if (bg_worker_load_plugin(w, x.plugins[i], err, sizeof err) != BG_OK) {
             fprintf(stderr, "bg-worker: %s\n", err);
             bg_worker_free(w);
-            bgc_free_list(queues, nq);
+            bgc_daemon_free(&d);
             free(x.execs);
             free(x.plugins);
             return 1;
@@ -213,7 +170,7 @@ int main(int argc, char **argv) {
         _exit(1);
     }
     bg_worker_free(w);
-    bgc_free_list(queues, nq);
+    bgc_daemon_free(&d);
     free(x.execs);
     free(x.plugins);
     return 0;

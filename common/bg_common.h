@@ -4,8 +4,10 @@
 #ifndef BG_COMMON_H
 #define BG_COMMON_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "bg/bg.h"
 
@@ -34,22 +36,53 @@ const char *bgc_default_url(void);
 /* The namespace to use when no -n was given: $BG_NAMESPACE, else "bg". */
 const char *bgc_default_ns(void);
 
-/* ---- prog.c ---- */
-
-/* Prints "PROG: <message> (see PROG -h)" on stderr and exits 2: a usage error. */
-void bgc_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
-__attribute__((noreturn));
-
-/* Installs fn for sig with SA_RESTART. fn must only set a flag (or call an async-signal-safe
- * bg_*_signal/stop function). */
-void bgc_on_signal(int sig, void (*fn)(int));
-
 /* ---- log.c ---- */
 
 typedef struct {
     int json;           /* --log-format json */
     bg_log_level level; /* BG_LOG_DEBUG with -v */
 } bgc_log_config;
+
+/* ---- prog.c ---- */
+
+/* Prints "PROG: <message> (see PROG -h)" on stderr and exits 2: a usage error. */
+void bgc_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
+__attribute__((noreturn));
+
+/* The options bg-worker and bg-watcher take alike: -q, -r, -n, -v, --log-format, -V and -h.
+ * Each program lists BGC_DAEMON_LONGOPTS among its long options and BGC_DAEMON_SHORTOPTS in
+ * its option string, handles its own options, and hands every other getopt_long result to
+ * bgc_daemon_option(). */
+typedef struct {
+    const char *prog;       /* "bg-worker", for messages */
+    void (*usage)(FILE *f); /* prints the program's -h text */
+    const char *url, *ns;   /* -r and -n, else the environment's defaults */
+    char **queues;          /* -q, every one given, in order */
+    size_t nqueues;
+    bgc_log_config log;
+} bgc_daemon;
+
+#define BGC_OPT_LOG_FORMAT 255
+#define BGC_DAEMON_SHORTOPTS "q:r:n:vVh"
+#define BGC_DAEMON_LONGOPTS                                                                        \
+    {"queue", required_argument, NULL, 'q'}, {"redis", required_argument, NULL, 'r'},              \
+        {"namespace", required_argument, NULL, 'n'}, {"verbose", no_argument, NULL, 'v'},          \
+        {"log-format", required_argument, NULL, BGC_OPT_LOG_FORMAT},                               \
+        {"version", no_argument, NULL, 'V'}, {                                                     \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
+
+void bgc_daemon_init(bgc_daemon *d, const char *prog, void (*usage)(FILE *f));
+/* Takes one of the shared options, or reports what getopt_long refused; exits 0 after -V and
+ * -h, 2 on a usage error. */
+void bgc_daemon_option(bgc_daemon *d, int ch, const char *arg, char **argv);
+/* After the options: no operand left, a URL that parses, a valid namespace; else exits 2. */
+void bgc_daemon_check(const bgc_daemon *d, int argc, char **argv);
+void bgc_daemon_free(bgc_daemon *d);
+
+/* Installs fn for sig with SA_RESTART. fn must only set a flag (or call an async-signal-safe
+ * bg_*_signal/stop function). */
+void bgc_on_signal(int sig, void (*fn)(int));
 
 /* A bg_log_fn writing one line an event to stderr: text
  * "2026-11-22T10:00:00.123Z I worker: message" or one JSON object. userdata is a
