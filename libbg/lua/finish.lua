@@ -59,13 +59,18 @@ for i = 11, #ARGV, 10 do
   local res = 0
   local ok = true
   local a
-  if outcome ~= 'ok' then
+  if outcome ~= 'ok' and redis.call('TYPE', ak).ok ~= 'hash' then
+    -- Not an attempt bg wrote (junk a program put in the processing set): drop it, record
+    -- nothing under its name.
+    redis.call('SREM', PP .. q, aid)
+    ok = false
+  elseif outcome ~= 'ok' then
     -- Everything a failure needs is read before anything is written.
     a = redis.call('HMGET', ak, 'wrk', 'rid', 'job')
   elseif gw ~= '' then
     a = redis.call('HMGET', ak, 'wrk', 'rid')
   end
-  if gw ~= '' then
+  if ok and gw ~= '' then
     ok = a[1] == gw and (a[2] or '') == gr
   end
   local id, job, att, rty, itr
@@ -74,12 +79,6 @@ for i = 11, #ARGV, 10 do
     if id and redis.call('TYPE', JP .. id).ok == 'hash' then
       job = redis.call('HMGET', JP .. id, 'att', 'rty', 'itr')
       att, rty, itr = whole(job[1]), whole(job[2]), whole(job[3]) or 0
-    end
-    if outcome ~= 'unclaim' and redis.call('TYPE', ak).ok ~= 'hash' then
-      -- Not an attempt bg wrote (junk a program put in the processing set): drop it, record
-      -- nothing under its name.
-      redis.call('SREM', PP .. q, aid)
-      ok = false
     end
   end
   if ok and redis.call('SREM', PP .. q, aid) == 1 then

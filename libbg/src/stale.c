@@ -14,11 +14,18 @@ typedef struct {
     const char *queue;
     char wrk[24], rid[48]; /* "" when absent */
     int gone;
-    int atomic; /* its owner was read in the snapshot's MULTI */
+    /* Its entry among the suspects of the last pass, whose owners were read in this pass's
+     * MULTI; NULL for an attempt seen first now. */
+    const struct bg__stale *suspect;
 } seen;
 
 static int cmp_stale(const void *a, const void *b) {
     return strcmp(((const struct bg__stale *)a)->attempt, ((const struct bg__stale *)b)->attempt);
+}
+
+/* bsearch's comparison of an attempt UUID with a suspect. */
+static int cmp_attempt(const void *key, const void *elem) {
+    return strcmp(key, ((const struct bg__stale *)elem)->attempt);
 }
 
 /* Reads, in one MULTI, the client list, the server's run_id and every processing set. Returns
@@ -161,9 +168,11 @@ int bg__watcher_stale_pass(bg_watcher *w) {
         }
     }
     for (size_t i = 0; i < nseen; i++) {
-        struct bg__stale probe;
-        bg__fmt(probe.attempt, sizeof probe.attempt, "%s", all[i].attempt);
-        if (w->stale && bsearch(&probe, w->stale, w->nstale, sizeof probe, cmp_stale))
+        all[i].suspect = NULL;
+        if (w->stale)
+            all[i].suspect =
+                bsearch(all[i].attempt, w->stale, w->nstale, sizeof *w->stale, cmp_attempt);
+        if (all[i].suspect)
             continue; /* its owner came with the snapshot */
         bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, all[i].attempt);
         const char *argv[] = {"HMGET", key, "wrk", "rid"};
@@ -172,14 +181,9 @@ int bg__watcher_stale_pass(bg_watcher *w) {
 
     /* Read every owner first: the pipeline must be drained before any script runs. */
     for (size_t i = 0; i < nseen; i++) {
-        struct bg__stale probe, *old = NULL;
-        bg__fmt(probe.attempt, sizeof probe.attempt, "%s", all[i].attempt);
-        if (w->stale)
-            old = bsearch(&probe, w->stale, w->nstale, sizeof probe, cmp_stale);
-        all[i].atomic = old != NULL;
-        if (old) {
-            judge(w, &all[i], snap->element[w->nqueues + 2 + (size_t)(old - w->stale)], &live,
-                  run_id, &unread);
+        if (all[i].suspect) {
+            size_t j = (size_t)(all[i].suspect - w->stale);
+            judge(w, &all[i], snap->element[w->nqueues + 2 + j], &live, run_id, &unread);
             continue;
         }
         redisReply *h = bg__conn_reply(&w->conn);
@@ -202,11 +206,8 @@ int bg__watcher_stale_pass(bg_watcher *w) {
     bg__args_init(&a);
     for (size_t i = 0; rc == BG_OK && next && batch && i < nseen; i++) {
         if (all[i].gone) {
-            struct bg__stale probe, *old;
-            bg__fmt(probe.attempt, sizeof probe.attempt, "%s", all[i].attempt);
-            old = w->stale ? bsearch(&probe, w->stale, w->nstale, sizeof probe, cmp_stale) : NULL;
-            double since = old ? old->since_ms : now;
-            if (all[i].atomic && now - since >= w->grace_ms) {
+            double since = all[i].suspect ? all[i].suspect->since_ms : now;
+            if (all[i].suspect && now - since >= w->grace_ms) {
                 if (nbatch == 0)
                     bg__finish_args(&a, w->ns);
                 bg__finish_rec rec = {all[i].attempt,
@@ -222,7 +223,7 @@ int bg__watcher_stale_pass(bg_watcher *w) {
                 bg__finish_record(&a, &rec);
                 batch[nbatch++] = all[i];
             } else {
-                next[nnext] = probe;
+                bg__fmt(next[nnext].attempt, sizeof next[nnext].attempt, "%s", all[i].attempt);
                 next[nnext++].since_ms = since;
                 if (!w->stale_due_ms || since + w->grace_ms < w->stale_due_ms)
                     w->stale_due_ms = since + w->grace_ms;
