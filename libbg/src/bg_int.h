@@ -3,6 +3,7 @@
 #ifndef BG_INT_H
 #define BG_INT_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -242,6 +243,30 @@ void bg__fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(
 void bg__log(const bg_logger *l, bg_log_level level, const char *role, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int bg__log_enabled(const bg_logger *l, bg_log_level level);
+
+/* ---- ratelimit.c: reporting a repeated finding at most once an interval ---- */
+
+#define BG__RATELIMIT_SLOTS 64
+#define BG__RATELIMIT_MS 60000.0 /* a broken key or bad entry is logged once a minute, at most */
+
+typedef struct {
+    uint64_t hash;
+    double last_ms;
+    unsigned long suppressed;
+} bg__ratelimit_slot;
+
+typedef struct {
+    pthread_mutex_t mu;
+    double interval_ms;
+    bg__ratelimit_slot slots[BG__RATELIMIT_SLOTS];
+} bg__ratelimit;
+
+void bg__ratelimit_init(bg__ratelimit *rl, double interval_ms);
+void bg__ratelimit_destroy(bg__ratelimit *rl);
+/* Returns 1 when a finding about key (len bytes) should be logged now: the first time it is
+ * met, and again once interval_ms has passed since it was last logged; else 0. On 1,
+ * *suppressed (when not NULL) is how many times it was met unlogged since. Thread-safe. */
+int bg__ratelimit_allow(bg__ratelimit *rl, const char *key, size_t len, unsigned long *suppressed);
 
 /* ---- client.c: the producer handle ---- */
 
