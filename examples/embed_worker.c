@@ -1,7 +1,7 @@
 /* embed_worker.c: a program that runs a bg worker inside itself, with a handler of its own for
  * the class example.hello, the way a service with its own job code would.
  *
- *     embed_worker [QUEUE...]
+ *     embed_worker [-h] [QUEUE...]
  *
  * It takes jobs from the queues named (default "default") in priority order, on the Redis
  * server of $BG_REDIS_URL (else redis://127.0.0.1:6379/0) in the namespace $BG_NAMESPACE
@@ -9,12 +9,21 @@
  * with UnknownJobClass. SIGTERM or SIGINT stops it gracefully; a second one stops it at once.
  *
  * Build it with the Makefile (pkg-config) or CMakeLists.txt (find_package(bg)) beside it. */
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <bg/bg.h>
+
+/* What -h prints, to standard output, as bg's programs do. */
+static void usage(void) {
+    printf("usage: embed_worker [-h] [QUEUE...]\n"
+           "Runs a bg worker with a handler for example.hello on the queues named (default:\n"
+           "default), on the Redis server of $BG_REDIS_URL (else redis://127.0.0.1:6379/0) in\n"
+           "the namespace $BG_NAMESPACE (else bg).\n");
+}
 
 /* The worker the signal handler talks to; set once before the handlers are installed. */
 static bg_worker *the_worker;
@@ -57,13 +66,25 @@ int main(int argc, char **argv) {
     bg_worker_options opts;
     bg_worker *w = NULL;
     struct sigaction sa;
-    int rc;
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int rc, c;
+
+    /* "-h" anywhere is help and any other option is refused, so that neither is taken for the
+     * name of a queue (a queue whose name begins with "-" comes after "--"). */
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c != 'h') {
+            fprintf(stderr, "usage: embed_worker [-h] [QUEUE...]\n"); /* after getopt's line */
+            return 2;
+        }
+        usage();
+        return 0;
+    }
 
     bg_worker_options_init(&opts);
     opts.url = getenv("BG_REDIS_URL");
     opts.ns = getenv("BG_NAMESPACE");
-    opts.queues = (const char *const *)(argv + 1);
-    opts.nqueues = (size_t)(argc - 1);
+    opts.queues = (const char *const *)(argv + optind);
+    opts.nqueues = (size_t)(argc - optind);
     opts.concurrency = 2;
     opts.log.fn = log_line;
     opts.log.level = BG_LOG_INFO;

@@ -121,3 +121,22 @@ def test_installed_examples_run_a_job(how, installed, rs, r, spawn, tmp_path):
     out = worker.proc.stdout.read().decode()
     assert f"job {job} attempt 1 on default" in out, out
     assert out.count("\n") == 1, out
+
+
+def test_embed_worker_usage(installed, tmp_path):
+    """-h is help and an unknown option a usage error, never the name of a queue to work on."""
+    prefix, libdir = installed
+    worker_exe = os.path.join(_build_with_pkgconfig(prefix, libdir, str(tmp_path)), "embed_worker")
+    # Redis is nowhere: a program that took -h for a queue would try to connect and fail with 1.
+    env = dict(os.environ, BG_REDIS_URL="redis://127.0.0.1:1/0", LD_LIBRARY_PATH=libdir)
+    for args in (["-h"], ["--help"], ["default", "-h"]):
+        p = subprocess.run([worker_exe, *args], env=env, capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, (args, p.returncode, p.stderr)
+        assert p.stdout.startswith("usage: embed_worker") and p.stderr == "", (args, p.stdout)
+    for args, named in ((["-x"], "-- 'x'"), (["--queue", "default"], "--queue")):
+        p = subprocess.run([worker_exe, *args], env=env, capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+        assert named in p.stderr and "usage: embed_worker" in p.stderr and p.stdout == "", \
+            (args, p.stderr)
