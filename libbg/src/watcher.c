@@ -118,6 +118,16 @@ void bg_watcher_stop(bg_watcher *w) {
     atomic_store(&w->stop, 1);
 }
 
+void bg_watcher_hangup(bg_watcher *w) {
+    atomic_fetch_add(&w->hangups, 1);
+}
+
+/* Says a hangup was heard, from the loop: a signal handler may not log. */
+static void heard_hangups(bg_watcher *w) {
+    if (atomic_exchange(&w->hangups, 0) > 0)
+        bg__log(&w->log, BG_LOG_INFO, ROLE, "SIGHUP ignored");
+}
+
 void bg_watcher_free(bg_watcher *w) {
     if (!w)
         return;
@@ -487,6 +497,7 @@ static int interval_pass(bg_watcher *w) {
 static void nap(bg_watcher *w, double wait_ms) {
     double until = bg__mono_ms() + wait_ms;
     while (!atomic_load(&w->stop)) {
+        heard_hangups(w);
         double left = until - bg__mono_ms();
         if (left <= 0)
             return;
@@ -507,6 +518,7 @@ int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
             "started: namespace %s, Redis %s, interval %.3f s, grace %.3f s", w->ns, w->url_masked,
             w->interval_ms / 1000, w->grace_ms / 1000);
     while (!atomic_load(&w->stop)) {
+        heard_hangups(w);
         int up = ensure_connected(w);
         if (up < 0) {
             bg__fmt(errbuf, errlen, "%s", w->conn.err);

@@ -41,6 +41,7 @@ struct bg_watcher {
     int unread_logged;          /* an attempt's owner could not be read, and that was logged */
     unsigned seed;              /* for the retry backoff's random part (rand_r: no shared state) */
     bg__ratelimit rl;           /* findings about broken keys, each said once a minute at most */
+    atomic_int hangups;         /* SIGHUPs not logged yet */
 };
 
 /* An attempt whose worker connection was not alive, and since when this watcher knows. */
