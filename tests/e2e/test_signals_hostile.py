@@ -1,12 +1,14 @@
 """What a careless operator or a closing terminal does to bg's programs: SIGHUP never stops
-bg-worker or bg-watcher (SPEC section 10), it is logged once and the work goes on. Real
-redis-server, real programs, real signals."""
+bg-worker or bg-watcher (SPEC section 10), it is logged once and the work goes on; and
+bg-cli's repeated options are taken as written (`retry --dead -q a -q b` once freed the list
+it was still filling). Real redis-server, real programs, real signals."""
 
 import signal
 import time
 import uuid
 
-from conftest import wait_for
+from conftest import cli, wait_for
+from test_cli import ok
 from test_watcher import watcher
 from test_worker import finished, push, server_ms, worker
 
@@ -62,3 +64,22 @@ def test_sighup_does_not_stop_the_watcher(rs, r, spawn):
     assert len(hup_lines(wt)) == 2
     assert " I watcher: SIGHUP ignored" in hup_lines(wt)[0]
 
+
+def bury(r, queue):
+    """A dead job of queue, as a worker leaves one."""
+    jid = str(uuid.uuid4())
+    r.hset(f"bg:jobs:{jid}", mapping={"que": queue, "cls": "bg.noop", "arg": "{}", "qat": "0",
+                                      "att": "1", "rty": "0"})
+    r.zadd(f"bg:dead:{queue}", {jid: server_ms(r)})
+    return jid
+
+
+def test_retry_dead_takes_every_queue_of_repeated_and_listed_options(rs, r):
+    for args in (["-q", "a", "-q", "b"], ["-q", "a,b"], ["-q", "a", "-q", "b,a"]):
+        r.flushall()
+        ja, jb, jc = bury(r, "a"), bury(r, "b"), bury(r, "c")
+        assert ok(cli(rs, "retry", "--dead", *args)) == "2\n", args
+        assert r.lrange("bg:ready:a", 0, -1) == [ja], args
+        assert r.lrange("bg:ready:b", 0, -1) == [jb], args
+        assert r.zcard("bg:dead:a") == 0 and r.zcard("bg:dead:b") == 0, args
+        assert r.zrange("bg:dead:c", 0, -1) == [jc], args  # not named: left dead
