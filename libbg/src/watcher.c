@@ -156,18 +156,20 @@ static int refused(bg_watcher *w, const redisReply *r, const char *what) {
 void bg__watcher_badkey(bg_watcher *w, const char *limit_key, const char *key, const char *want,
                         const char *then) {
     unsigned long missed = 0;
-    char type[32] = "?", more[64] = "";
+    char is[48] = "is not", more[64] = "";
     if (!bg__ratelimit_allow(&w->rl, limit_key, strlen(limit_key), &missed))
         return;
+    /* Naming the type helps the operator who repairs it; an ACL that refuses TYPE only makes
+     * the line vaguer. */
     const char *argv[] = {"TYPE", key};
     redisReply *r = bg__conn_cmd(&w->conn, 2, argv, NULL);
-    if (r && r->type == REDIS_REPLY_STATUS)
-        bg__fmt(type, sizeof type, "%s", r->str);
+    if (r && r->type == REDIS_REPLY_STATUS && r->len < 32)
+        bg__fmt(is, sizeof is, "is a %s,", r->str);
     if (r)
         freeReplyObject(r);
     if (missed)
         bg__fmt(more, sizeof more, " (%lu more times since it was last said)", missed);
-    bg__log(&w->log, BG_LOG_WARN, ROLE, "%s is a %s, not a %s: %s%s", key, type, want, then, more);
+    bg__log(&w->log, BG_LOG_WARN, ROLE, "%s %s not a %s: %s%s", key, is, want, then, more);
 }
 
 /* ---- connections ---- */
