@@ -216,6 +216,19 @@ void bg__finish_args(bg__args *a, const char *ns);
 /* Appends one record. */
 void bg__finish_record(bg__args *a, const bg__finish_rec *r);
 
+/* What finish.lua did with a record (the elements of its reply). */
+typedef enum {
+    BG__FINISH_ODD = -1,     /* an element of no known shape */
+    BG__FINISH_SKIPPED = 0,  /* no longer processing (or re-owned); with a key: not an attempt,
+                                dropped from processing */
+    BG__FINISH_RECORDED = 1, /* recorded */
+    BG__FINISH_REFUSED = 2   /* a key it writes is unsound: nothing touched, send it again */
+} bg__finish_code;
+
+/* Reads element e of finish.lua's reply: returns its code, and sets *key and *what to the key
+ * it names and what is wrong with it ("" for a bare code). */
+bg__finish_code bg__finish_result(const redisReply *e, const char **key, const char **what);
+
 /* ---- util.c ---- */
 
 /* Milliseconds on the monotonic clock, with fractions. */

@@ -83,6 +83,7 @@ int bg_watcher_new(bg_watcher **out, const bg_watcher_options *o, char *errbuf, 
     bg_watcher *w = calloc(1, sizeof *w);
     if (!w)
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
+    bg__ratelimit_init(&w->rl, BG__RATELIMIT_MS);
     /* Watchers started together must not draw the same backoffs. */
     w->seed = (unsigned)getpid() ^ (unsigned)bg__wall_ms() ^ (unsigned)(uintptr_t)w;
     const char *url = o->url ? o->url : BG_DEFAULT_URL;
@@ -129,6 +130,7 @@ void bg_watcher_free(bg_watcher *w) {
     free(w->ns);
     free(w->url_masked);
     bg__url_clear(&w->url);
+    bg__ratelimit_destroy(&w->rl);
     free(w);
 }
 

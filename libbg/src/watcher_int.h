@@ -40,6 +40,7 @@ struct bg_watcher {
     int trim_behind;            /* the last trim pass ran out of time */
     double next_trim_ms;        /* when a trim pass may run again between intervals */
     int unread_logged;          /* an attempt's owner could not be read, and that was logged */
+    bg__ratelimit rl;           /* findings about broken keys: each logged once a minute, at most */
     unsigned seed;
     /* for the retry backoff's random part (rand_r: no shared state) */ /* when the first of
                                                                            them is past its
