@@ -70,6 +70,9 @@ typedef enum {
 
 const char *bg__script_source(bg__script_id id);
 const char *bg__script_name(bg__script_id id);
+/* Returns 1 when r is a script's refusal, {'badkey', key, what} or {'badarg', name, what}: a
+ * check failed before any write, so nothing changed. Sets *key and *what (when not NULL). */
+int bg__script_refused(const redisReply *r, const char **key, const char **what);
 
 /* ---- conn.c: one hiredis connection with bg's manners ---- */
 
