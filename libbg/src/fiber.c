@@ -232,7 +232,12 @@ static void take_entry(bg__fiber *f, const redisReply *e) {
  * many attempts wait on it and however often they are sent. */
 static void refused(bg__fiber *f, const bg__result *p, const char *key, const char *what) {
     unsigned long more = 0;
-    if (!bg__ratelimit_allow(&f->w->rl, key, strlen(key), &more))
+    size_t len = strlen(key);
+    /* A jps slot key changes every 100 ms: the limit is per queue, NS:jps:<q>:. */
+    const char *jps = f->w->key_prefix[BG__K_JPS];
+    if (strncmp(key, jps, strlen(jps)) == 0 && strrchr(key, ':') > key + strlen(jps))
+        len = (size_t)(strrchr(key, ':') - key) + 1;
+    if (!bg__ratelimit_allow(&f->w->rl, key, len, &more))
         return;
     bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
             "[%s] cannot record its outcome: %s: %s; the attempt stays processing, and its "
