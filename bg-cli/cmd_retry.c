@@ -12,8 +12,7 @@ static int retry_dead(cli_ctx *ctx, const cli_cmd *self, char **queues, size_t n
     if (rc != BG_OK) {
         /* Some may have moved before the error: say so, they are no longer dead. */
         if (moved)
-            fprintf(stderr, "bg-cli: retry: %zu dead job(s) went back to ready before the error\n",
-                    moved);
+            fprintf(stderr, "bg-cli: retry: %zu dead job(s) went back to ready\n", moved);
         return cli_fail(ctx, self, rc);
     }
     printf("%zu\n", moved);

@@ -2,11 +2,28 @@
 -- a worker can never claim it halfway through.
 -- ARGV[1] jobs prefix   ARGV[2] ready prefix   ARGV[3] scheduled prefix   ARGV[4] job UUID
 -- Returns 1 when removed, 0 when there is no such job, -1 when it exists but is not waiting.
+-- Check, then write (docs/claim.md): the job key must be a hash, its queue's ready key a list
+-- and its scheduled key a sorted set (or absent), all checked before the first write (LREM);
+-- else nothing is removed and the reply is {'badkey', key, what}.
 local id = ARGV[4]
 local job = ARGV[1] .. id
+local function problem(key, want)
+  local kind = redis.call('TYPE', key).ok
+  if kind ~= want and kind ~= 'none' then
+    return {'badkey', key, 'a ' .. kind .. ', not a ' .. want}
+  end
+end
+local bad = problem(job, 'hash')
+if bad then
+  return bad
+end
 local q = redis.call('HGET', job, 'que')
 if not q then
   return redis.call('EXISTS', job) == 1 and -1 or 0
+end
+bad = problem(ARGV[2] .. q, 'list') or problem(ARGV[3] .. q, 'zset')
+if bad then
+  return bad
 end
 if redis.call('LREM', ARGV[2] .. q, 0, id) > 0 or redis.call('ZREM', ARGV[3] .. q, id) > 0 then
   redis.call('DEL', job)

@@ -6,15 +6,37 @@
 -- ARGV[5] job UUID   ARGV[6] queue   ARGV[7] cls   ARGV[8] arg
 -- ARGV[9] rty or ""  ARGV[10] at (ms since the epoch) or ""   ARGV[11] in (ms) or ""
 -- Returns the due time in ms for a delayed job, 0 for a ready one.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Check, then write (docs/claim.md): the numbers (rty, at, in) must be whole, and every key it
+-- writes of its type or absent (the job hash, NS:queues a set, the ready list or the
+-- scheduled set), all before the first write; else nothing is written and the reply is
+-- {'badarg', name, what} or {'badkey', key, what}.
 local id, q = ARGV[5], ARGV[6]
 local job = ARGV[1] .. id
+local names = {[9] = 'rty', [10] = 'at', [11] = 'in'}
+for i = 9, 11 do
+  local v = ARGV[i]
+  if v ~= '' and (#v > 15 or not string.find(v, '^%d+$')) then
+    return {'badarg', names[i], 'not a whole number'}
+  end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local at
 if ARGV[10] ~= '' then
   at = tonumber(ARGV[10])
 elseif ARGV[11] ~= '' then
   at = now + tonumber(ARGV[11])
+end
+local function problem(key, want)
+  local kind = redis.call('TYPE', key).ok
+  if kind ~= want and kind ~= 'none' then
+    return {'badkey', key, 'a ' .. kind .. ', not a ' .. want}
+  end
+end
+local bad = problem(job, 'hash') or problem(ARGV[4], 'set') or
+  (at and problem(ARGV[3] .. q, 'zset')) or (not at and problem(ARGV[2] .. q, 'list'))
+if bad then
+  return bad
 end
 redis.call('HSET', job, 'que', q, 'cls', ARGV[7], 'arg', ARGV[8], 'qat', string.format('%d', now))
 if ARGV[9] ~= '' then

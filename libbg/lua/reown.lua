@@ -3,16 +3,38 @@
 -- meanwhile was handed on already and stays as the watcher left it.
 -- ARGV[1] attempts prefix   ARGV[2] processing prefix   ARGV[3] wrk   ARGV[4] rid
 -- ARGV[5..] pairs of attempt UUID, queue
--- Returns one integer per pair: 1 re-owned, 0 no longer processing.
+-- Returns one element per pair, as finish.lua's: 1 re-owned; 0 no longer processing;
+-- {0, key, what} its attempt key holds another type (junk for finish.lua to drop), not
+-- re-owned; {2, key, what} its processing key holds another type, nothing touched.
+-- Check, then write (docs/claim.md): every pair is checked (the processing set, the attempt
+-- key) before the first HSET, so no HSET can fail.
 local AP, PP, wrk, rid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local out = {}
+local kinds = {}
 for i = 5, #ARGV, 2 do
   local aid, q = ARGV[i], ARGV[i + 1]
-  if redis.call('SISMEMBER', PP .. q, aid) == 1 then
-    redis.call('HSET', AP .. aid, 'wrk', wrk, 'rid', rid)
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
+  local pk = PP .. q
+  local pkind = kinds[pk]
+  if not pkind then
+    pkind = redis.call('TYPE', pk).ok
+    kinds[pk] = pkind
+  end
+  local res = 0
+  if pkind ~= 'set' and pkind ~= 'none' then
+    res = {2, pk, 'a ' .. pkind .. ', not a set'}
+  elseif pkind == 'set' and redis.call('SISMEMBER', pk, aid) == 1 then
+    local akind = redis.call('TYPE', AP .. aid).ok
+    if akind == 'hash' or akind == 'none' then
+      res = 1
+    elseif akind ~= 'none' then
+      res = {0, AP .. aid, 'a ' .. akind .. ', not a hash'}
+    end
+  end
+  out[#out + 1] = res
+end
+for j, res in ipairs(out) do
+  if res == 1 then
+    redis.call('HSET', AP .. ARGV[3 + 2 * j], 'wrk', wrk, 'rid', rid)
   end
 end
 return out

@@ -1,16 +1,30 @@
 -- retry.lua: puts jobs that wait for nothing useful back on their ready list at once, with
 -- `att` reset (and `itr` for a dead job), as `bg-cli retry` does: a dead job, or one waiting in
--- scheduled for its retry (att >= 1). A delayed job that never ran, a job that waits in ready or runs, and a
--- finished job are left alone. Each job moves atomically, so a watcher or a second retry can
--- never push it twice.
+-- scheduled for its retry (att >= 1). A delayed job that never ran, a job that waits in ready
+-- or runs, and a finished job are left alone. Each job moves atomically, so a watcher or a
+-- second retry can never push it twice.
 -- ARGV[1] jobs prefix  ARGV[2] ready prefix  ARGV[3] scheduled prefix  ARGV[4] dead prefix
 -- ARGV[5] 'job', ARGV[6] job UUID:
 --   returns {1, queue, 'dead'|'scheduled'} when moved, {0, 'nojob'} when there is no such job,
 --   {0, 'delayed'} for a delayed job that never ran, {0, 'state'} for any other state.
--- ARGV[5] 'dead', ARGV[6] queue, ARGV[7] at most this many:
---   moves the oldest dead jobs of the queue; returns {moved, looked at}. A dead entry whose job
---   hash is gone (trimmed, dequeued) is dropped.
+-- ARGV[5] 'dead', ARGV[6] queue, ARGV[7] at most this many, ARGV[8] skip this many first
+--   (default 0): moves the oldest dead jobs of the queue; returns {moved, looked at, kept,
+--   a kept job key or ''}. A dead entry whose job hash is gone (trimmed, dequeued) is
+--   dropped; one whose job key holds another type (a job the claim buried as InvalidJob for
+--   it) cannot be revived and is kept where it is: the caller skips the kept entries in its
+--   next call.
+-- Check, then write (docs/claim.md): every key a move writes (the job hash, the ready list,
+-- the scheduled and dead sets of its queue) is checked before the first write; when one is
+-- unsound nothing moves and the reply is {'badkey', key, what}; a bad count is
+-- {'badarg', name, what}.
 local JP, RP, SP, DP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+local function problem(key, want)
+  local kind = redis.call('TYPE', key).ok
+  if kind ~= want and kind ~= 'none' then
+    return {'badkey', key, 'a ' .. kind .. ', not a ' .. want}
+  end
+end
 
 -- att goes back to 0 (SPEC section 8). itr too for a dead job, which an operator brings back
 -- on purpose; a job merely waiting for its retry keeps its count of interruptions, so retrying
@@ -26,10 +40,18 @@ end
 
 if ARGV[5] == 'job' then
   local id = ARGV[6]
+  local bad = problem(JP .. id, 'hash')
+  if bad then
+    return bad
+  end
   local h = redis.call('HMGET', JP .. id, 'que', 'att')
   local q = h[1]
   if not q then
     return redis.call('EXISTS', JP .. id) == 1 and {0, 'state'} or {0, 'nojob'}
+  end
+  bad = problem(DP .. q, 'zset') or problem(SP .. q, 'zset') or problem(RP .. q, 'list')
+  if bad then
+    return bad
   end
   if redis.call('ZREM', DP .. q, id) == 1 then
     revive(q, id, true)
@@ -46,14 +68,40 @@ if ARGV[5] == 'job' then
   return {0, 'state'}
 end
 
-local q, n = ARGV[6], tonumber(ARGV[7]) or 1000
-local ids = redis.call('ZRANGE', DP .. q, 0, n - 1)
-local moved = 0
-for _, id in ipairs(ids) do
-  redis.call('ZREM', DP .. q, id)
-  if redis.call('EXISTS', JP .. id) == 1 then
+if ARGV[5] ~= 'dead' then
+  return {'badarg', 'mode', 'not job or dead'}
+end
+local q, n, skip = ARGV[6], ARGV[7] or '1000', ARGV[8] or '0'
+if not string.find(n, '^%d+$') or #n > 9 or tonumber(n) < 1 then
+  return {'badarg', 'count', 'not a whole number of at least 1'}
+end
+if not string.find(skip, '^%d+$') or #skip > 9 then
+  return {'badarg', 'skip', 'not a whole number'}
+end
+n, skip = tonumber(n), tonumber(skip)
+local bad = problem(DP .. q, 'zset') or problem(RP .. q, 'list')
+if bad then
+  return bad
+end
+local ids = redis.call('ZRANGE', DP .. q, skip, skip + n - 1)
+-- Every job key is looked at before the first write.
+local kinds = {}
+for i, id in ipairs(ids) do
+  kinds[i] = redis.call('TYPE', JP .. id).ok
+end
+local moved, kept, example = 0, 0, ''
+for i, id in ipairs(ids) do
+  if kinds[i] == 'hash' then
+    redis.call('ZREM', DP .. q, id)
     revive(q, id, true)
     moved = moved + 1
+  elseif kinds[i] == 'none' then
+    redis.call('ZREM', DP .. q, id)
+  else
+    kept = kept + 1
+    if example == '' then
+      example = JP .. id .. ': a ' .. kinds[i] .. ', not a hash'
+    end
   end
 end
-return {moved, #ids}
+return {moved, #ids, kept, example}

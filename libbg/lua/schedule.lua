@@ -2,25 +2,41 @@
 -- list, each move atomic (ZREM decides who moves it), so two watchers never push a job twice.
 -- ARGV[1] scheduled key   ARGV[2] ready key   ARGV[3] most jobs to move in this call
 -- Returns {moved, next due time in ms or -1 when nothing else is scheduled, now in ms}.
--- A ready key that is not a list (another program's) would make RPUSH fail after ZREM, and
--- Redis does not roll a script back: the job would be in neither. Move nothing, say why.
-local kind = redis.call('TYPE', ARGV[2]).ok
-if kind ~= 'list' and kind ~= 'none' then
-  return redis.error_reply('WRONGTYPE ' .. ARGV[2] .. ' is a ' .. kind .. ', not a list')
+-- Check, then write (docs/claim.md): a scheduled key that is not a sorted set, or a ready key
+-- that is not a list (another program's), would make ZREM or RPUSH fail halfway, and Redis
+-- does not roll a script back: a job would be in neither. So both are checked first, and when
+-- one is unsound nothing moves and the reply is {'badkey', key, what}; a batch size that is
+-- not a whole number is {'badarg', 'batch', what}. What a due entry names is not looked at: a
+-- string that is no job, or a job key of another type, moves like any job and is the claim's
+-- to judge (dropped, or buried as InvalidJob).
+local S, R = ARGV[1], ARGV[2]
+local batch = ARGV[3]
+if not string.find(batch, '^%d+$') or #batch > 9 or tonumber(batch) < 1 then
+  return {'badarg', 'batch', 'not a whole number of at least 1'}
+end
+for _, kw in ipairs({{S, 'zset'}, {R, 'list'}}) do
+  local kind = redis.call('TYPE', kw[1]).ok
+  if kind ~= kw[2] and kind ~= 'none' then
+    return {'badkey', kw[1], 'a ' .. kind .. ', not a ' .. kw[2]}
+  end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', ARGV[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local due = redis.call('ZRANGEBYSCORE', S, '-inf', now, 'LIMIT', 0, tonumber(batch))
 local moved = 0
 for _, id in ipairs(due) do
-  if redis.call('ZREM', ARGV[1], id) == 1 then
-    redis.call('RPUSH', ARGV[2], id)
+  if redis.call('ZREM', S, id) == 1 then
+    redis.call('RPUSH', R, id)
     moved = moved + 1
   end
 end
-local nxt = redis.call('ZRANGE', ARGV[1], 0, 0, 'WITHSCORES')
+local nxt = redis.call('ZRANGE', S, 0, 0, 'WITHSCORES')
 local n = -1
 if nxt[2] then
-  n = tonumber(nxt[2])
+  -- A score of +inf (another program's) is never due: as good as none.
+  n = tonumber(nxt[2]) or -1
+  if n >= 2 ^ 53 then
+    n = -1
+  end
 end
 return {moved, string.format('%d', n), string.format('%d', now)}

@@ -6,8 +6,30 @@
 -- ARGV[3] attempts prefix   ARGV[4] jobs prefix
 -- ARGV[5] cutoff (ms; entries scored at or below it go)   ARGV[6] cap   ARGV[7] batch size
 -- Returns the number of entries deleted (a full batch means: call again).
+-- Check, then write (docs/claim.md): the set must be a sorted set (or absent) and the numbers
+-- whole, else nothing is deleted and the reply is {'badkey', key, what} or
+-- {'badarg', name, what}. Every read (the victims, the job each completed attempt names) is
+-- made before the first write; an attempt key of another type names no job (redis.pcall: a
+-- finding, not an error). The writes left, ZREM and DEL, cannot fail: a victim's key is
+-- deleted whatever it holds, as the history it belongs to has passed its retention.
 local set, mode, AP, JP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if mode ~= 'completed' and mode ~= 'failed' and mode ~= 'dead' then
+  return {'badarg', 'mode', 'not completed, failed or dead'}
+end
+local names = {'cutoff', 'cap', 'batch'}
+for i = 5, 7 do
+  if not string.find(ARGV[i], '^%-?%d+$') or #ARGV[i] > 15 then
+    return {'badarg', names[i - 4], 'not a whole number'}
+  end
+end
 local cutoff, cap, batch = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+if cap < 0 or batch < 1 then
+  return {'badarg', cap < 0 and 'cap' or 'batch', 'out of range'}
+end
+local kind = redis.call('TYPE', set).ok
+if kind ~= 'zset' and kind ~= 'none' then
+  return {'badkey', set, 'a ' .. kind .. ', not a zset'}
+end
 local victims = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff, 'LIMIT', 0, batch)
 if #victims < batch then
   local over = redis.call('ZCARD', set) - #victims - cap
@@ -19,18 +41,24 @@ if #victims < batch then
     end
   end
 end
+local jobs = {}
+if mode == 'completed' then
+  for i, v in ipairs(victims) do
+    local job = redis.pcall('HGET', AP .. v, 'job')
+    if type(job) == 'string' then
+      jobs[i] = job
+    end
+  end
+end
 if #victims > 0 then
   redis.call('ZREM', set, unpack(victims))
 end
-for _, v in ipairs(victims) do
+for i, v in ipairs(victims) do
   if mode == 'dead' then
     redis.call('DEL', JP .. v)
   else
-    if mode == 'completed' then
-      local job = redis.call('HGET', AP .. v, 'job')
-      if job then
-        redis.call('DEL', JP .. job)
-      end
+    if jobs[i] then
+      redis.call('DEL', JP .. jobs[i])
     end
     redis.call('DEL', AP .. v)
   end

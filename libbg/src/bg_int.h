@@ -70,6 +70,9 @@ typedef enum {
 
 const char *bg__script_source(bg__script_id id);
 const char *bg__script_name(bg__script_id id);
+/* Returns 1 when r is a script's refusal, {'badkey', key, what} or {'badarg', name, what}: a
+ * check failed before any write, so nothing changed. Sets *key and *what (when not NULL). */
+int bg__script_refused(const redisReply *r, const char **key, const char **what);
 
 /* ---- conn.c: one hiredis connection with bg's manners ---- */
 
@@ -218,6 +221,19 @@ void bg__finish_record(bg__args *a, const bg__finish_rec *r);
 /* Appends one record whose guards are wrk_len and rid_len bytes long (an owner another program
  * wrote may hold NULs, and the guard must be all of it); 0 means up to the first NUL. */
 void bg__finish_record_n(bg__args *a, const bg__finish_rec *r, size_t wrk_len, size_t rid_len);
+
+/* What finish.lua did with a record (the elements of its reply). */
+typedef enum {
+    BG__FINISH_ODD = -1,     /* an element of no known shape */
+    BG__FINISH_SKIPPED = 0,  /* no longer processing (or re-owned); with a key: not an attempt,
+                                dropped from processing */
+    BG__FINISH_RECORDED = 1, /* recorded */
+    BG__FINISH_REFUSED = 2   /* a key it writes is unsound: nothing touched, send it again */
+} bg__finish_code;
+
+/* Reads element e of finish.lua's reply: returns its code, and sets *key and *what to the key
+ * it names and what is wrong with it ("" for a bare code). */
+bg__finish_code bg__finish_result(const redisReply *e, const char **key, const char **what);
 
 /* ---- util.c ---- */
 

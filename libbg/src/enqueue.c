@@ -66,6 +66,10 @@ static void job_args(bg__args *a, const char *ns, const bg_job_spec *s, bg_uuid 
 
 /* Turns a script's reply into a code, with a message naming the server on failure. */
 static int check_reply(bg_client *c, const redisReply *r, const char *what) {
+    const char *key, *why;
+    if (bg__script_refused(r, &key, &why))
+        return bg__client_fail(c, BG_EREDIS, "%s on %s: %s: %s; nothing was written", what,
+                               c->url_masked, key, why);
     if (!r)
         return bg__client_fail(c, BG_EIO, "%s on %s: %s", what, c->url_masked, c->conn.err);
     if (r->type == REDIS_REPLY_ERROR)

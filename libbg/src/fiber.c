@@ -108,9 +108,19 @@ static void reown(bg__fiber *f) {
     redisReply *r = bg__conn_eval(&f->conn, BG__LUA_REOWN, 0, a.argc, BG__ARGV(&a), a.lens);
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)n) {
         int k = 0, keep = 0;
+        const char *key, *what;
+        /* 2: its processing set holds another type, nothing was touched: the attempt is still
+         * the fiber's (no watcher can read it there either), so it is kept as it is. */
         for (int i = 0; i < f->npending; i++, k++) {
-            if (r->element[k]->integer == 1) {
-                f->pending[keep++] = f->pending[i];
+            bg__finish_code code = bg__finish_result(r->element[k], &key, &what);
+            if (code == BG__FINISH_RECORDED || code == BG__FINISH_REFUSED) {
+                if (keep != i)
+                    f->pending[keep] = f->pending[i];
+                keep++;
+            } else if (*key) {
+                bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
+                        "[%s] not an attempt any more: %s: %s; dropping its result",
+                        f->pending[i].attempt, key, what);
             } else {
                 bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
                         "[%s] attempt was failed by a watcher while the connection was down; "
@@ -119,9 +129,11 @@ static void reown(bg__fiber *f) {
             }
         }
         f->npending = keep;
-        for (int i = f->pos; i < f->nbatch; i++, k++)
-            if (r->element[k]->integer != 1)
+        for (int i = f->pos; i < f->nbatch; i++, k++) {
+            bg__finish_code code = bg__finish_result(r->element[k], &key, &what);
+            if (code != BG__FINISH_RECORDED && code != BG__FINISH_REFUSED)
                 f->batch[i].lost = 1;
+        }
     }
     if (r)
         freeReplyObject(r);
@@ -216,15 +228,63 @@ static void take_entry(bg__fiber *f, const redisReply *e) {
     f->nbatch++;
 }
 
-/* Handles finish.lua's reply: drops pending results that were recorded, warns about those whose
- * attempt was no longer processing. */
-static void finished(bg__fiber *f, redisReply *r) {
+/* Says that an outcome cannot be recorded yet: at most once a minute per broken key, however
+ * many attempts wait on it and however often they are sent. */
+static void refused(bg__fiber *f, const bg__result *p, const char *key, const char *what) {
+    unsigned long more = 0;
+    size_t len = strlen(key);
+    /* A jps slot key changes every 100 ms: the limit is per queue, NS:jps:<q>:. */
+    const char *jps = f->w->key_prefix[BG__K_JPS];
+    if (strncmp(key, jps, strlen(jps)) == 0 && strrchr(key, ':') > key + strlen(jps))
+        len = (size_t)(strrchr(key, ':') - key) + 1;
+    if (!bg__ratelimit_allow(&f->w->rl, key, len, &more))
+        return;
+    bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
+            "[%s] cannot record its outcome: %s: %s; the attempt stays processing, and its "
+            "outcome is sent again until the key is repaired (%lu more since the last report)",
+            p->attempt, key, what, more);
+}
+
+/* Outcomes held that Redis has not refused yet: those worth a round trip of their own. */
+static int fresh_pending(const bg__fiber *f) {
+    int n = 0;
     for (int i = 0; i < f->npending; i++)
-        if (r->type == REDIS_REPLY_ARRAY && (size_t)i < r->elements && r->element[i]->integer == 0)
+        n += !f->pending[i].refused;
+    return n;
+}
+
+/* Handles finish.lua's reply: drops pending results that were recorded, warns about those whose
+ * attempt was no longer processing, and keeps those it refused (a key of the wrong type), to be
+ * sent again with the next round trips. */
+static void finished(bg__fiber *f, redisReply *r) {
+    int keep = 0;
+    for (int i = 0; i < f->npending; i++) {
+        bg__result *p = &f->pending[i];
+        const char *key = "", *what = "";
+        bg__finish_code code = BG__FINISH_ODD;
+        if (r->type == REDIS_REPLY_ARRAY && (size_t)i < r->elements)
+            code = bg__finish_result(r->element[i], &key, &what);
+        if (code == BG__FINISH_REFUSED) {
+            refused(f, p, key, what);
+            p->refused = 1;
+            if (keep != i)
+                f->pending[keep] = *p;
+            keep++;
+        } else if (code == BG__FINISH_SKIPPED && *key) {
+            static const char kind[] = "attempt key of another type";
+            unsigned long more = 0;
+            if (bg__ratelimit_allow(&f->w->rl, kind, sizeof kind - 1, &more))
+                bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
+                        "[%s] not an attempt any more: %s is %s; dropped from processing, its "
+                        "result is lost (%lu more since the last report)",
+                        p->attempt, key, what, more);
+        } else if (code == BG__FINISH_SKIPPED) {
             bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
                     "[%s] attempt was failed by a watcher meanwhile; its result is dropped",
-                    f->pending[i].attempt);
-    f->npending = 0;
+                    p->attempt);
+        }
+    }
+    f->npending = keep;
 }
 
 /* One round trip: records pending outcomes and, when claim > 0, claims up to that many jobs.
@@ -300,7 +360,7 @@ static int round_trip(bg__fiber *f, int claim) {
 static void unclaim_from(bg__fiber *f, int first) {
     /* finish.lua LPUSHes one by one: queue the outcomes last-first so the jobs keep their
      * order at the head of the list. */
-    for (int i = f->nbatch - 1; i >= first && f->npending < BG__PREFETCH_MAX; i--) {
+    for (int i = f->nbatch - 1; i >= first && f->npending < BG__PENDING_MAX; i--) {
         if (!f->batch[i].lost) {
             bg__result *p = &f->pending[f->npending++];
             memset(p, 0, sizeof *p);
@@ -328,7 +388,7 @@ void bg__fiber_tend_batch(bg__fiber *f, double running_ms) {
         unclaim_from(f, f->pos + 1);
     /* The outcomes of the batch's jobs that ran before it are recorded now, so their fin is
      * when they ended and a worker that dies meanwhile does not take them along. */
-    if (back || (f->npending && running_ms >= BG__SLOW_JOB_MS))
+    if (back || (fresh_pending(f) && running_ms >= BG__SLOW_JOB_MS))
         round_trip(f, 0);
 }
 
@@ -393,11 +453,34 @@ static double run_one(bg__fiber *f) {
     return took;
 }
 
-/* Flushes outcomes until they are recorded or the worker gives up on Redis. */
+/* Flushes outcomes until they are recorded or the worker gives up on Redis. Outcomes Redis
+ * refuses (a key of the wrong type) are tried again, ever less often, until the shutdown
+ * cut-off when the worker stops, and left for the next round trip otherwise (a quiet fiber). */
 static void flush(bg__fiber *f) {
-    while (f->npending && !atomic_load(&f->w->req_halt))
-        if (round_trip(f, 0) < 0 && atomic_load(&f->w->cutoff))
-            break;
+    double delay = 50;
+    while (f->npending && !atomic_load(&f->w->req_halt)) {
+        if (round_trip(f, 0) < 0) {
+            if (atomic_load(&f->w->cutoff))
+                break;
+            continue;
+        }
+        if (!f->npending || fresh_pending(f))
+            continue;
+        if (!want_exit(f->w))
+            return;
+        if (atomic_load(&f->w->cutoff)) {
+            for (int i = 0; i < f->npending; i++)
+                bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
+                        "[%s] exiting with its outcome unrecorded (a key of the wrong type): the "
+                        "attempt stays processing, for a watcher to fail",
+                        f->pending[i].attempt);
+            return;
+        }
+        pthread_mutex_unlock(&f->conn_mu);
+        bg__sleep_ms(delay);
+        pthread_mutex_lock(&f->conn_mu);
+        delay = delay * 2 > 1000 ? 1000 : delay * 2;
+    }
 }
 
 void *bg__fiber_main(void *arg) {
@@ -434,6 +517,18 @@ void *bg__fiber_main(void *arg) {
         if (slow)
             f->prefetch = 1;
         int want = f->prefetch;
+        /* Outcomes Redis refused take room: claim no more than the fiber can hold outcomes for. */
+        int room = BG__PREFETCH_MAX;
+        for (int i = 0; i < f->npending; i++)
+            room -= f->pending[i].refused;
+        if (room <= 0) {
+            round_trip(f, 0);
+            pthread_mutex_unlock(&f->conn_mu);
+            bg__sleep_ms(200);
+            pthread_mutex_lock(&f->conn_mu);
+            continue;
+        }
+        want = want > room ? room : want;
         f->pos = f->nbatch = 0;
         int got = round_trip(f, want);
         if (got < 0) {

@@ -38,3 +38,17 @@ void bg__finish_record_n(bg__args *a, const bg__finish_rec *r, size_t wrk_len, s
     guard(a, r->guard_rid, rid_len);
     bg__args_ll(a, r->max_itr);
 }
+
+bg__finish_code bg__finish_result(const redisReply *e, const char **key, const char **what) {
+    *key = *what = "";
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer >= 0 && e->integer <= 2 ? (bg__finish_code)e->integer : BG__FINISH_ODD;
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
+        e->element[0]->type != REDIS_REPLY_INTEGER || e->element[1]->type != REDIS_REPLY_STRING ||
+        e->element[2]->type != REDIS_REPLY_STRING)
+        return BG__FINISH_ODD;
+    *key = e->element[1]->str;
+    *what = e->element[2]->str;
+    long long code = e->element[0]->integer;
+    return code == 0 || code == 2 ? (bg__finish_code)code : BG__FINISH_ODD;
+}

@@ -24,7 +24,7 @@ static void set_prefixes(prefixes *p, const char *ns) {
 /* Runs retry.lua with the given mode arguments; returns its reply (an array) or NULL after an
  * error reported on c, its code in *rc. */
 static redisReply *run(bg_client *c, const prefixes *p, int argc, const char **args, int *rc) {
-    const char *argv[7] = {p->jobs, p->ready, p->sched, p->dead};
+    const char *argv[8] = {p->jobs, p->ready, p->sched, p->dead};
     for (int i = 0; i < argc; i++)
         argv[4 + i] = args[i];
     redisReply *r = bg__conn_eval(&c->conn, BG__LUA_RETRY, 0, 4 + argc, argv, NULL);
@@ -32,7 +32,11 @@ static redisReply *run(bg_client *c, const prefixes *p, int argc, const char **a
         *rc = bg__client_fail(c, BG_EIO, "retry on %s: %s", c->url_masked, c->conn.err);
         return NULL;
     }
-    if (r->type == REDIS_REPLY_ERROR) {
+    const char *key, *why;
+    if (bg__script_refused(r, &key, &why)) {
+        *rc = bg__client_fail(c, BG_EREDIS, "retry on %s: %s: %s; nothing was moved", c->url_masked,
+                              key, why);
+    } else if (r->type == REDIS_REPLY_ERROR) {
         *rc = bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS, "retry on %s: %s",
                               c->url_masked, r->str);
     } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
@@ -78,20 +82,35 @@ int bg_retry(bg_client *c, const char *job_id) {
     return rc;
 }
 
-/* Moves every dead job of queue q, DEAD_BATCH per call; adds what moved to *moved. */
-static int retry_dead_queue(bg_client *c, const prefixes *p, const char *q, size_t *moved) {
-    char batch[16];
+/* Moves every dead job of queue q, DEAD_BATCH per call; adds what moved to *moved, and to
+ * *kept the dead entries that cannot be revived (their job key holds another type), with one
+ * of them described in kept_ex. */
+static int retry_dead_queue(bg_client *c, const prefixes *p, const char *q, size_t *moved,
+                            size_t *kept, char *kept_ex, size_t kept_len) {
+    char batch[16], skip[24];
+    long long skipped = 0;
     snprintf(batch, sizeof batch, "%d", DEAD_BATCH);
-    const char *args[] = {"dead", q, batch};
+    const char *args[] = {"dead", q, batch, skip};
     int rc;
     for (;;) {
-        redisReply *r = run(c, p, 3, args, &rc);
+        /* The kept entries stay first in the dead set: each call starts after them. */
+        snprintf(skip, sizeof skip, "%lld", skipped);
+        redisReply *r = run(c, p, 4, args, &rc);
         if (!r)
             return rc;
         long long n = r->element[0]->integer;
         long long seen = r->element[1]->type == REDIS_REPLY_INTEGER ? r->element[1]->integer : 0;
+        long long k = r->elements >= 4 && r->element[2]->type == REDIS_REPLY_INTEGER
+                          ? r->element[2]->integer
+                          : 0;
+        if (k > 0 && !*kept_ex && r->element[3]->type == REDIS_REPLY_STRING)
+            bg__fmt(kept_ex, kept_len, "%s", r->element[3]->str);
         freeReplyObject(r);
         *moved += (size_t)(n > 0 ? n : 0);
+        if (k > 0) {
+            *kept += (size_t)k;
+            skipped += k;
+        }
         if (seen < DEAD_BATCH)
             return BG_OK;
     }
@@ -114,11 +133,18 @@ int bg_retry_dead(bg_client *c, const char *const *queues, size_t nqueues, size_
     if (nqueues == 0 && (rc = bg_status_read(c, NULL, 0, &known)) != BG_OK)
         return rc;
     set_prefixes(&p, c->ns);
-    size_t n = known ? bg_status_count(known) : nqueues;
+    size_t n = known ? bg_status_count(known) : nqueues, kept = 0;
+    char kept_ex[512] = "";
     for (size_t i = 0; i < n && rc == BG_OK; i++) {
         const char *q = known ? bg_status_queue(known, i)->name : queues[i];
-        rc = retry_dead_queue(c, &p, q, moved);
+        rc = retry_dead_queue(c, &p, q, moved, &kept, kept_ex, sizeof kept_ex);
     }
     bg_status_free(known);
+    /* The others moved; these are kept dead, where an operator sees them. */
+    if (rc == BG_OK && kept)
+        rc = bg__client_fail(c, BG_ESTATE,
+                             "%zu dead job(s) kept: their job key is not a hash, so they cannot "
+                             "run (%s)",
+                             kept, kept_ex);
     return rc;
 }

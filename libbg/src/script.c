@@ -1,5 +1,7 @@
 /* script.c: the Lua scripts of libbg/lua/, embedded at build time (cmake/embed.cmake). They are
  * loaded with SCRIPT LOAD when a connection opens and run with EVALSHA (conn.c). */
+#include <string.h>
+
 #include "bg_int.h"
 
 extern const char bg__lua_enqueue[];
@@ -31,4 +33,19 @@ const char *bg__script_source(bg__script_id id) {
 
 const char *bg__script_name(bg__script_id id) {
     return scripts[id].name;
+}
+
+int bg__script_refused(const redisReply *r, const char **key, const char **what) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return 0;
+    for (size_t i = 0; i < 3; i++)
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    if (strcmp(r->element[0]->str, "badkey") != 0 && strcmp(r->element[0]->str, "badarg") != 0)
+        return 0;
+    if (key)
+        *key = r->element[1]->str;
+    if (what)
+        *what = r->element[2]->str;
+    return 1;
 }

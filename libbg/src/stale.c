@@ -151,16 +151,42 @@ static void judge(bg_watcher *w, seen *s, const redisReply *h, const bg__census 
         s->gone = 1;
 }
 
-/* Sends the 'vanish' records in a and logs what was failed. */
-static int send_vanish(bg_watcher *w, bg__args *a, const seen *which, size_t n) {
+/* Sends the 'vanish' records in a and logs what was failed. An attempt finish.lua refused (a
+ * key it would write has the wrong type; nothing was touched) stays a suspect past its grace,
+ * appended to next, so it is tried again at the next interval. */
+static int send_vanish(bg_watcher *w, bg__args *a, const seen *which, size_t n,
+                       struct bg__stale *next, size_t *nnext) {
     redisReply *r = bg__conn_eval(&w->conn, BG__LUA_FINISH, 0, a->argc, BG__ARGV(a), a->lens);
     if (!r)
         return BG_EIO;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++)
-        if (r->element[i]->integer == 1)
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++) {
+        const char *key, *what;
+        unsigned long more = 0;
+        bg__finish_code code = bg__finish_result(r->element[i], &key, &what);
+        if (code == BG__FINISH_RECORDED) {
             bg__log(&w->log, BG_LOG_INFO, ROLE,
                     "[%s] Worker Timeout: the worker's connection is gone (queue %s)",
                     which[i].attempt, which[i].queue);
+        } else if (code == BG__FINISH_REFUSED) {
+            bg__fmt(next[*nnext].attempt, sizeof next[*nnext].attempt, "%s", which[i].attempt);
+            next[(*nnext)++].since_ms = which[i].suspect->since_ms;
+            if (bg__ratelimit_allow(&w->rl, key, strlen(key), &more))
+                bg__log(&w->log, BG_LOG_WARN, ROLE,
+                        "[%s] cannot fail the attempt of a vanished worker: %s: %s; it stays "
+                        "processing until the key is repaired (%lu more since the last report)",
+                        which[i].attempt, key, what, more);
+        } else if (code == BG__FINISH_SKIPPED && *key) {
+            /* Said once per processing set, as the pass that found such members says it: a
+             * flood of junk members must not log a line each. */
+            char pkey[256];
+            bg__key(pkey, sizeof pkey, w->ns, BG__K_PROCESSING, which[i].queue);
+            if (bg__ratelimit_allow(&w->rl, pkey, strlen(pkey), &more))
+                bg__log(&w->log, BG_LOG_WARN, ROLE,
+                        "[%s] not an attempt: %s is %s; dropped from processing (%lu more since "
+                        "the last report)",
+                        which[i].attempt, key, what, more);
+        }
+    }
     int rc = r->type == REDIS_REPLY_ERROR ? BG_EREDIS : BG_OK;
     if (rc != BG_OK)
         bg__log(&w->log, BG_LOG_ERROR, ROLE, "failing stale attempts: %s", r->str);
@@ -285,7 +311,7 @@ int bg__watcher_stale_pass(bg_watcher *w) {
             }
         }
         if (nbatch == VANISH_BATCH || (nbatch && i + 1 == nseen)) {
-            if ((rc = send_vanish(w, &a, batch, nbatch)) == BG_EIO)
+            if ((rc = send_vanish(w, &a, batch, nbatch, next, &nnext)) == BG_EIO)
                 break;
             rc = BG_OK;
             bg__args_reset(&a);

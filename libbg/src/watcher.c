@@ -378,8 +378,19 @@ static double schedule_pass(bg_watcher *w) {
             if (!r)
                 return -2;
             long long moved = 0, next = -1, now = 0;
-            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-                r->element[0]->type == REDIS_REPLY_INTEGER) {
+            const char *key, *what;
+            if (bg__script_refused(r, &key, &what)) {
+                /* Nothing moved: a key it would write holds another type. Logged once a
+                 * minute per key; looked at again next interval. */
+                unsigned long more = 0;
+                if (bg__ratelimit_allow(&w->rl, key, strlen(key), &more))
+                    bg__log(&w->log, BG_LOG_WARN, ROLE,
+                            "cannot move due jobs of %s: %s: %s; nothing moved, tried again "
+                            "each interval (%lu more since the last report)",
+                            w->queues[i], key, what, more);
+                w->due[i] = -1;
+            } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                       r->element[0]->type == REDIS_REPLY_INTEGER) {
                 moved = r->element[0]->integer;
                 bg__parse_ll(r->element[1]->str, r->element[1]->len, &next);
                 bg__parse_ll(r->element[2]->str, r->element[2]->len, &now);
@@ -449,9 +460,16 @@ static void trim_pass(bg_watcher *w, long long now_ms) {
                 }
                 redisReply *r = bg__conn_eval(&w->conn, BG__LUA_TRIM, 0, 7, argv, NULL);
                 n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-                /* A key of another type (or junk in it) stops this set's trimming only. */
-                if (r && r->type == REDIS_REPLY_ERROR &&
-                    bg__ratelimit_allow(&w->rl, key, strlen(key), NULL))
+                const char *bad, *what;
+                unsigned long more = 0;
+                if (bg__script_refused(r, &bad, &what) &&
+                    bg__ratelimit_allow(&w->rl, bad, strlen(bad), &more))
+                    bg__log(&w->log, BG_LOG_WARN, ROLE,
+                            "cannot trim %s of %s: %s: %s; nothing deleted (%lu more since the "
+                            "last report)",
+                            sets[s].mode, w->queues[q], bad, what, more);
+                else if (r && r->type == REDIS_REPLY_ERROR &&
+                         bg__ratelimit_allow(&w->rl, key, strlen(key), NULL))
                     bg__log(&w->log, BG_LOG_ERROR, ROLE, "trimming %s: %s", key, r->str);
                 if (r)
                     freeReplyObject(r);

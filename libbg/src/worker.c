@@ -54,6 +54,7 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     bg_worker *w = calloc(1, sizeof *w);
     if (!w)
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
+    bg__ratelimit_init(&w->rl, BG__RATELIMIT_MS);
     int rc = bg__url_parse(url, &w->url, errbuf, errlen);
     if (rc != BG_OK) {
         bg_worker_free(w);
@@ -354,11 +355,20 @@ static void abandon(bg_worker *w) {
         bg__finish_args(&a, w->ns);
         bg__finish_record(&a, &rec);
         redisReply *r = bg__conn_eval(&c, BG__LUA_FINISH, 0, a.argc, BG__ARGV(&a), a.lens);
+        const char *key = "", *what = "";
+        bg__finish_code code = BG__FINISH_ODD;
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+            code = bg__finish_result(r->element[0], &key, &what);
+        bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "[%s] abandoned: its handler ignored the cut-off",
+                attempt);
+        if (code == BG__FINISH_REFUSED)
+            bg__log(&w->log, BG_LOG_WARN, BG__ROLE,
+                    "[%s] cannot record its outcome: %s: %s; the attempt stays processing, for a "
+                    "watcher to fail",
+                    attempt, key, what);
         if (r)
             freeReplyObject(r);
         bg__args_free(&a);
-        bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "[%s] abandoned: its handler ignored the cut-off",
-                attempt);
     }
     bg__conn_close(&c);
 }
@@ -478,5 +488,6 @@ void bg_worker_free(bg_worker *w) {
     bg__url_clear(&w->url);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    bg__ratelimit_destroy(&w->rl);
     free(w);
 }

@@ -14,6 +14,9 @@
 #define BG__PREFETCH_MAX 32     /* jobs a fiber claims at once, at most */
 #define BG__RID_LEN 12          /* the prefix of the server's run_id kept in rid */
 #define BG__ROLE "worker"
+/* Outcomes a fiber holds, at most: a batch's, and as many again that Redis refused to record
+ * (a key of the wrong type) and that are sent again with each round trip until it does. */
+#define BG__PENDING_MAX (2 * BG__PREFETCH_MAX)
 
 /* ---- registry.c ---- */
 
@@ -88,6 +91,7 @@ struct bg_worker {
     unsigned long long gen; /* bumped on every ready-list change Redis reports */
 
     bg__fiber *fibers;
+    bg__ratelimit rl; /* findings about broken keys: each logged once a minute, at most */
 };
 
 /* A job a fiber claimed. */
@@ -112,6 +116,7 @@ typedef struct {
     char err[128];
     char msg[BG__MSG_MAX + 1];
     int rnd;
+    int refused; /* finish.lua refused it (a key of the wrong type): sent again until recorded */
 } bg__result;
 
 /* One fiber: a thread with its own connection. conn_mu guards the connection and what the
@@ -140,7 +145,7 @@ struct bg__fiber {
     long long named_for; /* the main connection ID the fiber's name carries */
     bg__claimed batch[BG__PREFETCH_MAX];
     int pos, nbatch;
-    bg__result pending[BG__PREFETCH_MAX];
+    bg__result pending[BG__PENDING_MAX];
     int npending;
     int prefetch;
     bg_uuid limbo[BG__PREFETCH_MAX]; /* attempt UUIDs of a claim whose reply was lost */
