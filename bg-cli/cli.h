@@ -32,6 +32,10 @@ extern const cli_cmd cli_cmd_status;
 extern const cli_cmd cli_cmd_enqueue;
 extern const cli_cmd cli_cmd_dequeue;
 extern const cli_cmd cli_cmd_retry;
+extern const cli_cmd cli_cmd_failed;
+extern const cli_cmd cli_cmd_dead;
+extern const cli_cmd cli_cmd_purge;
+extern const cli_cmd cli_cmd_ping;
 
 /* Prints "bg-cli: CMD: message (see bg-cli CMD -h)" on stderr; returns CLI_EXIT_USAGE. cmd may
  * be NULL for the global options. */

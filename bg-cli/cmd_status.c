@@ -75,14 +75,17 @@ static int print_text(cli_ctx *ctx, const bg_status *st, const status_opts *o) {
         return -1;
     for (size_t i = 0; i < n; i++)
         qs[i] = bg_status_queue(st, i);
-    table_queues(stdout, qs, n, bold);
+    /* A namespace nothing has used yet says so, rather than printing nothing (only without -q:
+     * a queue given by name is always shown). */
+    if (n == 0)
+        printf("no queues yet in namespace %s\n", bg_client_namespace(ctx->client));
+    table_queues_v(stdout, qs, n, bold, o->verbose);
     free(qs);
     if (o->verbose) {
         char *names = joined_names(st);
         if (!names)
             return -1;
-        if (n)
-            putchar('\n');
+        putchar('\n');
         table_info(stdout, bg_status_time_ms(st), bg_client_url_masked(ctx->client),
                    bg_client_namespace(ctx->client), names, bold);
         free(names);
@@ -103,7 +106,12 @@ static int print_json(cli_ctx *ctx, const bg_status *st, const status_opts *o) {
             "ready", (json_int_t)q->ready, "scheduled", (json_int_t)q->scheduled, "processing",
             (json_int_t)q->processing, "completed", (json_int_t)q->completed, "failed",
             (json_int_t)q->failed, "dead", (json_int_t)q->dead);
-        rc = obj ? json_array_append_new(list, obj) : -1;
+        /* latency_ms: the age of the oldest ready job, null when unknown. */
+        if (obj)
+            rc = json_object_set_new(obj, "latency_ms",
+                                     q->latency_ms < 0 ? json_null()
+                                                       : json_integer((json_int_t)q->latency_ms));
+        rc = obj && rc == 0 ? json_array_append_new(list, obj) : -1;
     }
     if (rc == 0 && o->verbose) {
         rc |= json_object_set_new(root, "time_ms", json_real(bg_status_time_ms(st)));
@@ -145,12 +153,15 @@ const cli_cmd cli_cmd_status = {
     "[-q QUEUE[,QUEUE...]]... [--json] [-v]",
     "Prints each queue's name, a header and one row of figures, a blank line between queues:\n"
     "workers and fibers live now, jps (jobs completed in the last second), the sizes of\n"
-    "ready, scheduled and processing, and the lifetime counts completed, failed and dead.\n\n"
+    "ready, scheduled and processing, and the lifetime counts completed, failed and dead.\n"
+    "With no queue in the namespace yet, prints one line saying so.\n\n"
     "options:\n"
     "  -q, --queue QUEUE[,QUEUE...]  these queues, in this order (default: every queue\n"
     "                                the namespace knows, sorted); may be repeated\n"
     "      --json                    one JSON object {\"queues\": [...]} instead\n"
-    "  -v, --verbose                 add the query time, URL, namespace and queues\n"
+    "  -v, --verbose                 add a latency column (ms since the oldest ready job\n"
+    "                                was queued, - when unknown), and the query time,\n"
+    "                                URL, namespace and queues\n"
     "  -h, --help                    this help\n",
     status_exec,
 };

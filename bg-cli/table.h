@@ -29,6 +29,16 @@ void table_queue(FILE *f, const bg_queue_status *q, int bold);
 /* Writes the blocks of n queues with a blank line between them. */
 void table_queues(FILE *f, const bg_queue_status *const *qs, size_t n, int bold);
 
+/* As table_queues(), with latency non-zero adding the column latency after dead (`status -v`):
+ * the age of the oldest ready job in ms, "-" when unknown. */
+void table_queues_v(FILE *f, const bg_queue_status *const *qs, size_t n, int bold, int latency);
+
+/* Writes a header line and nrows rows of ncols cells (cells row after row), each column as wide
+ * as the widest of its header and cells in characters (UTF-8), right-aligned, one space between
+ * columns. Cells must be printable: escape what came from Redis first (text.h). */
+void table_rows(FILE *f, const char *const *headers, size_t ncols, const char *const *cells,
+                size_t nrows, int bold);
+
 /* Writes the two-line table of `status -v`: time (ms with three decimals, right-aligned, as
  * numbers are), url, namespace and queues (comma-joined; "-" when there are none), the text
  * columns left-aligned so they read from where they start. */

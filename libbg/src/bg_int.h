@@ -51,6 +51,11 @@ typedef enum {
  * complete) into buf. Returns the length, or -1 when it does not fit. */
 int bg__key(char *buf, size_t len, const char *ns, bg__key_kind kind, const char *suffix);
 
+/* Builds "NS:<kind>:<suffix>" of a suffix of slen bytes, any bytes included (a set member
+ * read back from Redis may hold NULs or be of any length), in a new buffer the caller frees; its
+ * length goes to *len. Returns NULL when out of memory or kind is BG__K_QUEUES. */
+char *bg__key_dup(const char *ns, bg__key_kind kind, const char *suffix, size_t slen, size_t *len);
+
 /* Writes the client name "NS-<role>" into buf; returns the length or -1. */
 int bg__client_name(char *buf, size_t len, const char *ns, const char *role);
 
@@ -65,6 +70,9 @@ typedef enum {
     BG__LUA_SCHEDULE,
     BG__LUA_TRIM,
     BG__LUA_RETRY,
+    BG__LUA_OLDEST,
+    BG__LUA_DEAD,
+    BG__LUA_PURGE,
     BG__LUA_COUNT
 } bg__script_id;
 
@@ -308,5 +316,13 @@ int bg__client_fail(bg_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Checks every name of a queue list a caller gave; BG_OK or BG_EINVAL with a message. */
 int bg__client_check_queues(bg_client *c, const char *const *queues, size_t n);
+
+/* ---- admin.c ---- */
+
+/* Reads NS:queues: its valid queue names, sorted by byte value, into a new array of n copies
+ * (free with bg__free_names()). Returns BG_OK or an error with a message on c (what names the
+ * command in messages). */
+int bg__known_queues(bg_client *c, const char *what, char ***names, size_t *n);
+void bg__free_names(char **names, size_t n);
 
 #endif

@@ -1,6 +1,7 @@
 /* keys.c: builds every Redis key and client name bg uses, in the layout of SPEC §3 and §4, so
  * the schema lives in one place (the Lua scripts get their prefixes from here too). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bg_int.h"
@@ -28,6 +29,25 @@ int bg__key(char *buf, size_t len, const char *ns, bg__key_kind kind, const char
     else
         n = snprintf(buf, len, "%s:%s:%s", ns, kind_names[kind], suffix ? suffix : "");
     return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+char *bg__key_dup(const char *ns, bg__key_kind kind, const char *suffix, size_t slen, size_t *len) {
+    if (kind < 0 || kind >= BG__K_COUNT || kind == BG__K_QUEUES)
+        return NULL;
+    size_t nslen = strlen(ns), klen = strlen(kind_names[kind]);
+    char *buf = malloc(nslen + klen + slen + 3);
+    if (!buf)
+        return NULL;
+    /* memcpy, not snprintf: the suffix may hold NULs, and must be kept whole. */
+    memcpy(buf, ns, nslen);
+    buf[nslen] = ':';
+    memcpy(buf + nslen + 1, kind_names[kind], klen);
+    buf[nslen + 1 + klen] = ':';
+    if (slen)
+        memcpy(buf + nslen + klen + 2, suffix, slen);
+    buf[nslen + klen + 2 + slen] = '\0';
+    *len = nslen + klen + 2 + slen;
+    return buf;
 }
 
 int bg__client_name(char *buf, size_t len, const char *ns, const char *role) {

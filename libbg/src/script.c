@@ -12,6 +12,9 @@ extern const char bg__lua_reown[];
 extern const char bg__lua_schedule[];
 extern const char bg__lua_trim[];
 extern const char bg__lua_retry[];
+extern const char bg__lua_oldest[];
+extern const char bg__lua_dead[];
+extern const char bg__lua_purge[];
 
 static const struct {
     const char *name;
@@ -25,6 +28,9 @@ static const struct {
     [BG__LUA_SCHEDULE] = {"schedule", bg__lua_schedule},
     [BG__LUA_TRIM] = {"trim", bg__lua_trim},
     [BG__LUA_RETRY] = {"retry", bg__lua_retry},
+    [BG__LUA_OLDEST] = {"oldest", bg__lua_oldest},
+    [BG__LUA_DEAD] = {"dead", bg__lua_dead},
+    [BG__LUA_PURGE] = {"purge", bg__lua_purge},
 };
 
 const char *bg__script_source(bg__script_id id) {

@@ -1,5 +1,6 @@
 /* status.c: a snapshot of queue figures (SPEC §8): sizes, lifetime counters, jobs per second,
- * and the live workers and fibers of each queue, counted from CLIENT LIST. */
+ * the live workers and fibers of each queue, counted from CLIENT LIST, and the age of the
+ * oldest ready job (oldest.lua). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,8 +134,11 @@ static int set_names(bg_status *s, const char *const *queues, size_t nqueues,
     return BG_OK;
 }
 
-/* Appends one queue's five commands: LLEN, ZCARD, SCARD, HMGET of the counters, MGET of the
- * jps slots. */
+/* The commands each queue sends in the pipeline of round two. */
+#define PER_QUEUE 6
+
+/* Appends one queue's PER_QUEUE commands: LLEN, ZCARD, SCARD, HMGET of the counters, MGET of
+ * the jps slots, and oldest.lua for the latency. */
 static int append_queue(bg_client *c, const char *q, int64_t now_ms, bg__args *a) {
     char key[512];
     static const char *const cmds[] = {"LLEN", "ZCARD", "SCARD"};
@@ -160,10 +164,49 @@ static int append_queue(bg_client *c, const char *q, int64_t now_ms, bg__args *a
     }
     if (rc == BG_OK)
         rc = a->oom ? BG_ENOMEM : bg__conn_append(&c->conn, a->argc, BG__ARGV(a), a->lens);
+    char jobs[256];
+    bg__key(key, sizeof key, c->ns, BG__K_READY, q);
+    bg__key(jobs, sizeof jobs, c->ns, BG__K_JOBS, "");
+    const char *oldest[] = {key, jobs};
+    if (rc == BG_OK)
+        rc = bg__conn_append_eval(&c->conn, BG__LUA_OLDEST, 0, 2, oldest, NULL);
     return rc;
 }
 
-/* Stores reply i (0..4) of queue qs; returns 0, or -1 when it is not of the expected kind. */
+/* The latency out of oldest.lua's reply (see its header). A reply that is not one of those,
+ * an error included (a refused EVALSHA), leaves the latency unknown rather than failing the
+ * whole status: it is a figure to look at, not one to act on. */
+static int64_t latency_of(const redisReply *r, int64_t now_ms) {
+    long long qat;
+    if (r->type == REDIS_REPLY_INTEGER)
+        return 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_STRING ||
+        bg__parse_ll(r->element[1]->str, r->element[1]->len, &qat) != 0)
+        return -1;
+    /* A qat ahead of the server's clock (a producer's skewed clock) is no age at all. */
+    return qat >= now_ms ? 0 : now_ms - qat;
+}
+
+static int is_noscript(const redisReply *r) {
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* Runs oldest.lua again on its own for a queue whose pipelined call met NOSCRIPT (the server
+ * lost its script cache): bg__conn_eval() reloads the script, which inside the pipeline would
+ * have read another command's reply. */
+static void rerun_oldest(bg_client *c, bg_queue_status *qs, int64_t now_ms) {
+    char key[512], jobs[256];
+    bg__key(key, sizeof key, c->ns, BG__K_READY, qs->name);
+    bg__key(jobs, sizeof jobs, c->ns, BG__K_JOBS, "");
+    const char *oldest[] = {key, jobs};
+    redisReply *r = bg__conn_eval(&c->conn, BG__LUA_OLDEST, 0, 2, oldest, NULL);
+    qs->latency_ms = r ? latency_of(r, now_ms) : -1;
+    freeReplyObject(r);
+}
+
+/* Stores reply i (0..4; the latency, 5, is read apart) of queue qs; returns 0, or -1 when it is not
+ * of the expected kind. */
 static int store_figure(bg_queue_status *qs, int i, const redisReply *r) {
     if (i < 3) {
         if (r->type != REDIS_REPLY_INTEGER)
@@ -212,7 +255,10 @@ static int read_figures(bg_client *c, bg_status *s, int64_t now_ms) {
     if (rc != BG_OK)
         return bg__client_fail(c, rc, "status: out of memory");
     /* Every reply is read, even after an error, so the connection stays in step. */
-    size_t total = 1 + 5 * s->n;
+    size_t total = 1 + PER_QUEUE * s->n;
+    char *rerun = calloc(s->n ? s->n : 1, 1);
+    if (!rerun)
+        return bg__client_fail(c, BG_ENOMEM, "status: out of memory");
     for (size_t k = 0; k < total; k++) {
         redisReply *r = bg__conn_reply(&c->conn);
         if (!r) {
@@ -229,15 +275,23 @@ static int read_figures(bg_client *c, bg_status *s, int64_t now_ms) {
             rc = read_census(c, r, &cc);
             continue;
         }
-        bg_queue_status *qs = &s->q[(k - 1) / 5];
-        if (store_figure(qs, (int)((k - 1) % 5), r) != 0)
+        size_t qi = (k - 1) / PER_QUEUE;
+        bg_queue_status *qs = &s->q[qi];
+        if ((k - 1) % PER_QUEUE == PER_QUEUE - 1) {
+            rerun[qi] = (char)is_noscript(r);
+            qs->latency_ms = latency_of(r, now_ms);
+        } else if (store_figure(qs, (int)((k - 1) % PER_QUEUE), r) != 0)
             rc = bg__client_fail(c, BG_EREDIS, "status of queue %s on %s: %s", qs->name,
                                  c->url_masked,
                                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
     }
-    for (size_t i = 0; i < s->n && rc == BG_OK; i++)
+    for (size_t i = 0; i < s->n && rc == BG_OK; i++) {
         census_count(&cc, &s->q[i]);
+        if (rerun[i])
+            rerun_oldest(c, &s->q[i], now_ms);
+    }
+    free(rerun);
     freeReplyObject(list);
     bg__census_free(&cc);
     return rc;

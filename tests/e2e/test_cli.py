@@ -259,8 +259,8 @@ def test_status_repeated_q_flags(rs, r):
     assert names == ["b", "a", "c"]
 
 
-def test_status_with_no_queues_prints_nothing(rs, r):
-    assert ok(cli(rs, "status")) == ""
+def test_status_with_no_queues_says_so(rs, r):
+    assert ok(cli(rs, "status")) == "no queues yet in namespace bg\n"
 
 
 def test_status_json(rs, r):

@@ -7,6 +7,7 @@
 #include "bg/client.h"
 #include "bg/job.h"
 #include "bg/status.h"
+#include "bg/admin.h"
 #include "bg/handler.h"
 #include "bg/worker.h"
 #include "bg/watcher.h"

@@ -20,6 +20,9 @@ typedef struct {
     int64_t completed;  /* lifetime counters. */
     int64_t failed;
     int64_t dead;
+    int64_t latency_ms; /* age of the oldest ready job, now (the server's TIME) minus its qat;
+                           0 when ready is empty, -1 when unknown (its hash or qat missing, or
+                           qat not a whole number). */
 } bg_queue_status;
 
 typedef struct bg_status bg_status;

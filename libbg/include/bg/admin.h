@@ -1,0 +1,108 @@
+/* bg/admin.h: what an operator needs beside status: a health check, the failed attempts and
+ * dead jobs with the reason they failed, deleting dead jobs, and emptying a queue. The data
+ * behind `bg-cli ping`, `failed`, `dead` and `purge`. */
+#ifndef BG_ADMIN_H
+#define BG_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bg/client.h"
+#include "bg/export.h"
+
+/* Checks that Redis answers and that the namespace can be read: connects (AUTH, SELECT, the
+ * client name and the scripts, as every bg program does), then PING and TYPE NS:queues, which
+ * an ACL without read access to the namespace's keys refuses. NS:queues must be a set or
+ * missing. Returns BG_OK with the time it took (connecting included, in ms) in *ms when ms is
+ * not NULL, or an error with a message in bg_client_errmsg(): BG_ECONNECT, BG_EIO, BG_EACL,
+ * BG_EREDIS (a refused command, or NS:queues of the wrong type), BG_EPROTO. */
+BG_EXPORT int bg_ping(bg_client *c, double *ms);
+
+/* Bytes read from Redis as they are: any bytes, NULs included. s is also NUL-terminated; it is
+ * NULL when the field is absent or could not be read (a key of the wrong type). */
+typedef struct {
+    const char *s;
+    size_t len;
+} bg_bytes;
+
+/* One failed attempt (bg_failed_list) or one dead job (bg_dead_list). Plain data borrowed from
+ * the list it came from. */
+typedef struct {
+    const char *queue; /* the queue, a valid name. */
+    bg_bytes attempt;  /* failed: the member of NS:failed:<queue>; dead: the newest failed
+                          attempt of the job that was found (see bg_dead_list()), or NULL. */
+    bg_bytes job;      /* failed: the attempt's job field; dead: the member of NS:dead:<queue>. */
+    bg_bytes cls;      /* the job hash's cls. */
+    bg_bytes err;      /* the attempt's err. */
+    bg_bytes msg;      /* the attempt's msg. */
+    int64_t at_ms;     /* the entry's score: when it failed or died (ms since the epoch). */
+} bg_failure;
+
+typedef struct bg_failures bg_failures;
+
+/* Lists the newest failed attempts, at most limit (1 to 100000) of them, newest first across the
+ * given queues, or across every queue of NS:queues when nqueues is 0. Junk is shown as far as
+ * it can be: an attempt or job key of the wrong type, or missing, leaves its fields NULL. A
+ * queue whose NS:failed:<queue> is not a sorted set is left out and named in
+ * bg_failures_warning(); the call still returns BG_OK. Returns BG_OK with *out set (free it
+ * with bg_failures_free()), or an error with a message in bg_client_errmsg(). */
+BG_EXPORT int bg_failed_list(bg_client *c, const char *const *queues, size_t nqueues, size_t limit,
+                             bg_failures **out);
+
+/* Lists the newest dead jobs of NS:dead:<queue>, as bg_failed_list() does. The reason a job
+ * died is its newest failed attempt: looked for among the newest 1000 attempts of the queue's
+ * failed set that failed no later than the newest dead job shown, so a job whose attempts were
+ * trimmed (--retain-failed) or are older than that has NULL attempt, err and msg. */
+BG_EXPORT int bg_dead_list(bg_client *c, const char *const *queues, size_t nqueues, size_t limit,
+                           bg_failures **out);
+
+/* How many entries the list holds. */
+BG_EXPORT size_t bg_failures_count(const bg_failures *f);
+
+/* The i-th entry, newest first, borrowed from f; NULL when i is out of range. */
+BG_EXPORT const bg_failure *bg_failures_get(const bg_failures *f, size_t i);
+
+/* A message naming the keys that could not be read (a set of the wrong type), or NULL when
+ * every queue was read; borrowed from f. */
+BG_EXPORT const char *bg_failures_warning(const bg_failures *f);
+
+/* Frees the list. NULL is a no-op. */
+BG_EXPORT void bg_failures_free(bg_failures *f);
+
+/* Deletes one dead job, its entry in NS:dead:<queue> and its hash, atomically (its failed
+ * attempts stay until the watcher trims them). With nqueues 0 the job is looked for in the
+ * queue its hash names, then in every queue of NS:queues; otherwise only in the given queues.
+ * Returns BG_OK, BG_ENOTFOUND when there is no such job, BG_ESTATE when it exists but is not
+ * dead there, BG_EREDIS when a key it would write has the wrong type (nothing is written), or
+ * another error, each with a message in bg_client_errmsg(). */
+BG_EXPORT int bg_dead_delete(bg_client *c, const char *job, const char *const *queues,
+                             size_t nqueues);
+
+/* Deletes every dead job of the given queues (every queue of NS:queues when nqueues is 0),
+ * oldest first, in atomic batches of 500 so Redis never blocks for long; the count goes to
+ * *deleted (when not NULL), also on an error after some batches. A dead set of the wrong type
+ * stops the call with BG_EREDIS before anything of that queue is written. */
+BG_EXPORT int bg_dead_delete_all(bg_client *c, const char *const *queues, size_t nqueues,
+                                 size_t *deleted);
+
+/* Sizes of a queue's waiting jobs. */
+typedef struct {
+    int64_t ready;     /* in NS:ready:<queue>. */
+    int64_t scheduled; /* in NS:scheduled:<queue>. */
+} bg_queue_counts;
+
+/* Reads how many jobs wait in the queue's ready list and scheduled set. Returns BG_OK, or an
+ * error with a message (BG_EREDIS for a key of the wrong type). */
+BG_EXPORT int bg_purge_count(bg_client *c, const char *queue, bg_queue_counts *out);
+
+/* Empties the queue's ready list (from the left) and scheduled set (from the front) and deletes
+ * those jobs' hashes, taking at most at_most->ready and at_most->scheduled jobs (everything
+ * until both are empty when at_most is NULL), in atomic batches of 500 so a huge queue never
+ * blocks Redis. Running jobs, attempts and counters are left alone. What was removed goes to
+ * *removed (when not NULL), also on an error after some batches. Returns BG_OK, or an error
+ * with a message (BG_EREDIS for a key of the wrong type, found before that batch wrote
+ * anything). */
+BG_EXPORT int bg_purge(bg_client *c, const char *queue, const bg_queue_counts *at_most,
+                       bg_queue_counts *removed);
+
+#endif
