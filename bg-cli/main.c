@@ -16,6 +16,9 @@ static const cli_cmd *const commands[] = {&cli_cmd_status, &cli_cmd_enqueue, &cl
                                           &cli_cmd_purge,  &cli_cmd_ping};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+static void vreport(const cli_cmd *cmd, const char *fmt, va_list ap, const char *tail)
+    __attribute__((format(printf, 2, 0)));
+
 static void vreport(const cli_cmd *cmd, const char *fmt, va_list ap, const char *tail) {
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
