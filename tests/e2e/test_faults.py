@@ -286,6 +286,30 @@ def test_client_kill_while_fibers_idle(own_server, spawn):
     fleet.settle(r)
 
 
+def test_client_kill_of_the_subscribed_connections(own_server, spawn):
+    """TYPE pubsub: the worker's main connection and the watcher's report connection go. The
+    worker says so once and its fibers rename themselves after the new main connection."""
+    srv = own_server()
+    r = srv.client()
+    fleet = Fleet(spawn, srv, c=4)
+    fleet.feed()
+    assert r.execute_command("CLIENT", "KILL", "TYPE", "pubsub") == 2
+    took = fleet.probe(r, time.monotonic())
+    print(f"kill pubsub: a job completed {took:.3f} s after the kill")
+    assert took < RESUME_BOUND_S
+
+    def renamed():
+        mains = clients_named(r, "bg-worker:")
+        fibers = clients_named(r, "bg-worker-fiber:")
+        return len(mains) == 1 and len(fibers) == 4 and \
+            all(f["name"] == "bg-worker-fiber:" + mains[0]["id"] for f in fibers)
+    wait_for(renamed, timeout=5, what="the fibers to rename")
+    outage_logged_once(fleet)
+    fleet.flow_on(r)
+    fleet.settle(r)
+    assert worker_timeouts(r) == 0
+
+
 def test_client_kill_while_fibers_finish_many_fast_jobs(own_server, spawn):
     srv = own_server()
     r = srv.client()
