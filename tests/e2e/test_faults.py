@@ -117,6 +117,11 @@ class Fleet:
                                "-e", "nap=sleep 1.5", *wargs) for _ in range(workers)]
         self.watchers = [watcher(spawn, srv, "-i", "0.2", *vargs) for _ in range(watchers)]
         self.feeder = None
+        # Each watcher is up once its command connection tracks the scheduled sets for its
+        # report connection: the last step of its connect.
+        r = srv.client()
+        wait_for(lambda: len([c for c in clients_named(r, "bg-watcher") if "t" in c["flags"]])
+                 == watchers, what="the watchers to be up")
 
     def programs(self):
         return self.workers + self.watchers
@@ -387,8 +392,12 @@ def test_script_flush_watcher_moves_due_jobs_and_fails_vanished_attempts(own_ser
     w.signal(signal.SIGKILL)
     w.wait(5)
     r.script_flush()
-    wait_for(lambda: r.zscore("bg:dead:default", nap) is not None, timeout=5,
-             what="the vanished attempt to fail")
+    try:
+        wait_for(lambda: r.zscore("bg:dead:default", nap) is not None, timeout=5,
+                 what="the vanished attempt to fail")
+    except AssertionError:
+        print(v.log(), r.smembers("bg:processing:default"), r.client_list())
+        raise
     assert r.zscore("bg:dead:default", jid) is None
     assert v.proc.poll() is None
     assert not re.search(r" [EW] ", v.log()) and "NOSCRIPT" not in v.log(), v.log()
