@@ -72,11 +72,9 @@ def settled(r, last_due):
     """Every delayed job is due, nothing waits, nothing runs, and no scheduled job is due: only
     retries wait."""
     now = server_ms(r)
-    if os.environ.get("BG_CHAOS_TRACE"):
-        print(now - last_due, [(r.llen(f"bg:ready:{q}"), r.scard(f"bg:processing:{q}"),
-                                r.zcount(f"bg:scheduled:{q}", "-inf", now)) for q in QUEUES])
-    return now > last_due and all(r.llen(f"bg:ready:{q}") == 0 and r.zcount(f"bg:scheduled:{q}", "-inf", now) == 0
-               for q in QUEUES) and processing_empty(r, QUEUES)
+    return now > last_due and processing_empty(r, QUEUES) and all(
+        r.llen(f"bg:ready:{q}") == 0 and r.zcount(f"bg:scheduled:{q}", "-inf", now) == 0
+        for q in QUEUES)
 
 
 def test_workers_and_watchers_sigkilled_at_random_lose_no_job(rs, r, spawn):
