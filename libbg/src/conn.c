@@ -272,9 +272,16 @@ redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, int ar
             return NULL;
         c->ahead[c->nahead++] = r;
     }
-    if (reload(c, id) != BG_OK)
-        return NULL;
-    if (bg__conn_append_eval(c, id, nkeys, argc, argv, lens) != BG_OK)
-        return NULL;
-    return read_reply(c);
+    /* Another flush may come between the load and the call (SCRIPT FLUSH run in a loop, a
+     * failover): load again, a few times. The scripts are loaded, never sent with EVAL, so
+     * the ACL of docs/operations.md (SCRIPT LOAD and EVALSHA) is all a program needs. */
+    for (int tries = 0;; tries++) {
+        if (reload(c, id) != BG_OK)
+            return NULL;
+        if (bg__conn_append_eval(c, id, nkeys, argc, argv, lens) != BG_OK)
+            return NULL;
+        if ((r = read_reply(c)) == NULL || !is_noscript(r) || tries == 2)
+            return r;
+        freeReplyObject(r);
+    }
 }
