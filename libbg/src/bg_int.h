@@ -111,7 +111,8 @@ int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens
 redisReply *bg__conn_reply(bg__conn *c);
 
 /* EVALSHA of a script with nkeys keys among argv (which excludes the sha and the key count);
- * re-loads the script once on NOSCRIPT. Returns the reply or NULL, as bg__conn_cmd(). */
+ * loads the script again on NOSCRIPT (up to three times). Returns the reply or NULL, as
+ * bg__conn_cmd(). */
 redisReply *bg__conn_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
                           const size_t *lens);
 
