@@ -84,6 +84,9 @@ int bg__script_refused(const redisReply *r, const char **key, const char **what)
 
 /* ---- conn.c: one hiredis connection with bg's manners ---- */
 
+/* Replies a connection may read ahead of their turn (bg__conn_eval_reply). */
+#define BG__CONN_AHEAD 8
+
 /* A connection. Replaced, never reused, after any error (hiredis 0.14 leaves a context that
  * returned an error unusable). */
 typedef struct {
@@ -92,6 +95,9 @@ typedef struct {
     char run_id[41]; /* the server's run_id */
     char sha[BG__LUA_COUNT][41];
     char err[BG__ERRLEN];
+    int inflight;                      /* commands appended whose replies are still on the socket */
+    redisReply *ahead[BG__CONN_AHEAD]; /* replies read ahead of their turn, oldest first */
+    int nahead;
 } bg__conn;
 
 /* Opens a connection to u: connect and socket timeouts of timeout_ms, keepalive, FD_CLOEXEC,
@@ -118,12 +124,15 @@ int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens
 redisReply *bg__conn_reply(bg__conn *c);
 
 /* EVALSHA of a script with nkeys keys among argv (which excludes the sha and the key count);
- * re-loads the script once on NOSCRIPT. Returns the reply or NULL, as bg__conn_cmd(). */
+ * loads the script again on NOSCRIPT (up to three times). Returns the reply or NULL, as
+ * bg__conn_cmd(). */
 redisReply *bg__conn_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
                           const size_t *lens);
 
 /* Appends an EVALSHA to the pipeline; read it back with bg__conn_eval_reply(), which runs the
- * script again (synchronously) when the pipelined call met NOSCRIPT. */
+ * script again (synchronously) when the pipelined call met NOSCRIPT. The replies of commands
+ * pipelined behind it are then read ahead and handed out in turn by bg__conn_reply(), at most
+ * BG__CONN_AHEAD of them (more: the connection is closed, as after an I/O error). */
 int bg__conn_append_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
                          const size_t *lens);
 redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, int argc,

@@ -24,6 +24,9 @@ void bg__conn_close(bg__conn *c) {
         redisFree(c->rc);
     c->rc = NULL;
     c->id = -1;
+    for (int i = 0; i < c->nahead; i++)
+        freeReplyObject(c->ahead[i]);
+    c->nahead = c->inflight = 0;
 }
 
 int bg__conn_ok(const bg__conn *c) {
@@ -178,10 +181,14 @@ redisReply *bg__conn_cmd(bg__conn *c, int argc, const char **argv, const size_t 
 int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens) {
     if (!c->rc)
         return BG_EIO;
-    return redisAppendCommandArgv(c->rc, argc, argv, lens) == REDIS_OK ? BG_OK : BG_ENOMEM;
+    if (redisAppendCommandArgv(c->rc, argc, argv, lens) != REDIS_OK)
+        return BG_ENOMEM;
+    c->inflight++;
+    return BG_OK;
 }
 
-redisReply *bg__conn_reply(bg__conn *c) {
+/* The next reply on the socket, whatever was read ahead. */
+static redisReply *read_reply(bg__conn *c) {
     void *r = NULL;
     if (!c->rc) {
         bg__fmt(c->err, sizeof c->err, "not connected");
@@ -191,7 +198,18 @@ redisReply *bg__conn_reply(bg__conn *c) {
         io_error(c, "reply");
         return NULL;
     }
+    if (c->inflight > 0)
+        c->inflight--;
     return r;
+}
+
+redisReply *bg__conn_reply(bg__conn *c) {
+    if (c->nahead) {
+        redisReply *r = c->ahead[0];
+        memmove(c->ahead, c->ahead + 1, (size_t)--c->nahead * sizeof c->ahead[0]);
+        return r;
+    }
+    return read_reply(c);
 }
 
 /* Builds EVALSHA sha nkeys argv... into a. */
@@ -246,9 +264,30 @@ redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, int ar
     if (!is_noscript(r))
         return r;
     freeReplyObject(r);
-    if (reload(c, id) != BG_OK)
-        return NULL;
-    if (bg__conn_append_eval(c, id, nkeys, argc, argv, lens) != BG_OK)
-        return NULL;
-    return bg__conn_reply(c);
+    /* The replies of the commands pipelined behind this call (a fiber sends its finish and its
+     * next claim together) come before the reload's on the socket: read them ahead now, to be
+     * handed out in turn. Else SCRIPT LOAD would take the next call's reply for its own, and
+     * that call the SHA for its reply. */
+    while (c->inflight > 0) {
+        if (c->nahead == BG__CONN_AHEAD) {
+            bg__fmt(c->err, sizeof c->err, "script cache lost with too many calls pipelined");
+            bg__conn_close(c);
+            return NULL;
+        }
+        if ((r = read_reply(c)) == NULL)
+            return NULL;
+        c->ahead[c->nahead++] = r;
+    }
+    /* Another flush may come between the load and the call (SCRIPT FLUSH run in a loop, a
+     * failover): load again, a few times. The scripts are loaded, never sent with EVAL, so
+     * the ACL of docs/operations.md (SCRIPT LOAD and EVALSHA) is all a program needs. */
+    for (int tries = 0;; tries++) {
+        if (reload(c, id) != BG_OK)
+            return NULL;
+        if (bg__conn_append_eval(c, id, nkeys, argc, argv, lens) != BG_OK)
+            return NULL;
+        if ((r = read_reply(c)) == NULL || !is_noscript(r) || tries == 2)
+            return r;
+        freeReplyObject(r);
+    }
 }

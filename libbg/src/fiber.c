@@ -151,6 +151,24 @@ static int settle_limbo(bg__fiber *f) {
 
 /* ---- connection ---- */
 
+/* A result whose call was cut off with its connection may have been recorded all the same: Redis
+ * ran the call and only the reply was lost (a pause longer than the socket timeout, a
+ * connection killed in between). Its attempt has then left processing because of this fiber,
+ * not a watcher. A worker's record gives the attempt a fin (a hand-back deletes it); a watcher's
+ * gives it none. Returns 1 when the outcome is recorded as the fiber's own. */
+static int recorded_already(bg__fiber *f, const bg__result *p) {
+    char key[256];
+    bg__fmt(key, sizeof key, "%s%s", f->w->key_prefix[BG__K_ATTEMPTS], p->attempt);
+    const char *argv[] = {"HMGET", key, "fin", "err"};
+    redisReply *r = bg__conn_cmd(&f->conn, 4, argv, NULL);
+    int ours = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+               (r->element[0]->type == REDIS_REPLY_STRING ||
+                (r->element[1]->type == REDIS_REPLY_NIL && strcmp(p->outcome, "unclaim") == 0));
+    if (r)
+        freeReplyObject(r);
+    return ours;
+}
+
 static void reown(bg__fiber *f) {
     bg__args a;
     int n = 0;
@@ -189,6 +207,10 @@ static void reown(bg__fiber *f) {
                 bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
                         "[%s] not an attempt any more: %s: %s; dropping its result",
                         f->pending[i].attempt, key, what);
+            } else if (recorded_already(f, &f->pending[i])) {
+                bg__log(&f->w->log, BG_LOG_DEBUG, BG__ROLE,
+                        "[%s] outcome was recorded before the connection was lost",
+                        f->pending[i].attempt);
             } else {
                 bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
                         "[%s] attempt was failed by a watcher while the connection was down; "
