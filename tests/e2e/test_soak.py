@@ -128,10 +128,12 @@ def test_soak_worker_rss_is_flat_after_warm_up(rs, r, spawn):
     peak = max(after, key=lambda s: s[1])
     margin = max(2 * MiB, r20 // 20)
     marks = "  ".join(f"{int(f * 100)}%: {at(f)[1] / MiB:.1f}" for f in (0.2, 0.4, 0.6, 0.8, 1.0))
+    series = "  ".join(f"{at(f / 10)[2]:.0f}s {at(f / 10)[1] / MiB:.2f}" for f in range(1, 11))
     print(f"\nsoak: {n} jobs in {took:.1f} s = {n / took:,.0f} jobs/s (bg-worker -c 10,"
           f" enqueued by bg-cli alongside){' under ' + sanitized if sanitized else ''}")
     print(f"soak: bg-worker RSS MiB: start {rss_start / MiB:.1f}  {marks}  max after 20%:"
           f" {peak[1] / MiB:.1f} (at {peak[0]} jobs); allowed {(r20 + margin) / MiB:.1f}")
+    print(f"soak: RSS MiB at each 10% of the jobs: {series}")
     print(f"soak: growth after 20%: {(samples[-1][1] - r20) / (0.8 * n):+.2f} bytes a job;"
           f" {len(samples)} samples; at most {max_completed_kept} completed kept,"
           f" Redis used_memory at most {max_redis_mem / MiB:.0f} MiB")
