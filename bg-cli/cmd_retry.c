@@ -34,7 +34,7 @@ static int retry_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv) 
             dead = 1;
             break;
         case 'q':
-            bgc_free_list(queues, nqueues);
+            /* -q a -q b,c: the queues add up, as for bg-worker. */
             if (bgc_parse_queues(optarg, &queues, &nqueues, bad, sizeof bad) != 0)
                 return cli_usage_error(self,
                                        "invalid queue '%s' in '%s': 1 to 128 of A-Z a-z "
