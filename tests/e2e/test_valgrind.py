@@ -10,8 +10,10 @@ uninitialised value in a branch or a system call, a bad or double free, overlapp
 a *definite* leak, i.e. a block no pointer reaches any more when the program exits (the blocks
 it alone reaches, "indirectly lost", go with it). Not counted: "possibly lost" and "still
 reachable" blocks, which are what a program holds at exit on purpose: a thread's stack and TLS,
-hiredis' and libc's buffers, an in-process handler abandoned at the shutdown cut-off. The exec
-children (/bin/sh and what it runs) are not traced: they are not bg's code.
+hiredis' and libc's buffers, an in-process handler abandoned at the shutdown cut-off. The
+worker's exec supervisor (a forked copy of the worker, bg's code) is checked for every error
+but leaks, which mean nothing in a copy that _exits; the commands it execs (/bin/sh and what it
+runs) are not traced: they are not bg's code.
 
 The runs: bg-worker running a few hundred jobs of each built-in kind (noop, fail, sleep) and of
 an exec class, then SIGTERM while some still run (the hand-back path); bg-watcher moving due
@@ -41,7 +43,7 @@ def vg(tmp_path, name, *args):
     assert shutil.which("valgrind"), "valgrind is not installed"
     return ["valgrind", "-q", f"--error-exitcode={VG_ERROR}", "--leak-check=full",
             "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
-            "--trace-children=no", "--child-silent-after-fork=yes", "--num-callers=30",
+            "--trace-children=no", "--child-silent-after-fork=no", "--num-callers=30",
             f"--log-file={tmp_path}/vg-{name}.%p.log", exe(name)] + list(args)
 
 
@@ -49,11 +51,35 @@ def vg_logs(tmp_path, name):
     return {p: open(p).read() for p in sorted(glob.glob(f"{tmp_path}/vg-{name}.*.log"))}
 
 
-def assert_clean(tmp_path, name, rc, want_rc=0):
+def findings(text, forked):
+    """The memcheck reports in a log (-q leaves a log empty unless memcheck found something).
+    In a forked child (the worker's exec supervisor, which _exits without freeing the heap it
+    copied from the worker, and whose copy has lost the other threads' stacks as roots), leak
+    records are not findings; every other error is."""
+    blocks, cur = [], []
+    for line in text.splitlines():
+        body = line.split("== ", 1)[1] if line.startswith("==") and "== " in line else line
+        if body.strip():
+            cur.append(line)
+        elif cur:
+            blocks.append(cur)
+            cur = []
+    if cur:
+        blocks.append(cur)
+    if forked:
+        blocks = [b for b in blocks if " lost in loss record " not in b[0]]
+    return "\n".join("\n".join(b) for b in blocks)
+
+
+def assert_clean(tmp_path, name, rc, want_rc=0, pid=None):
     logs = vg_logs(tmp_path, name)
     assert logs, f"no valgrind log for {name}"
-    # -q leaves a log empty unless memcheck found something.
-    bad = {p: t for p, t in logs.items() if t.strip()}
+    bad = {}
+    for path, text in logs.items():
+        forked = pid is not None and not path.endswith(f".{pid}.log")
+        found = findings(text, forked)
+        if found:
+            bad[path] = found
     assert not bad and rc == want_rc, (
         f"{name} exited {rc} (want {want_rc}; {VG_ERROR} = memcheck errors):\n"
         + "\n".join(f"--- {p}\n{t[-6000:]}" for p, t in bad.items()))
@@ -99,7 +125,7 @@ def test_worker_under_memcheck(rs, r, spawn, tmp_path):
     wait_for(lambda: r.scard("bg:processing:default") == 3, timeout=SLOW, interval=0.1,
              what="the long jobs to start")
     w.signal(signal.SIGTERM)
-    assert_clean(tmp_path, "bg-worker", w.wait(SLOW))
+    assert_clean(tmp_path, "bg-worker", w.wait(SLOW), pid=w.pid)
     assert r.scard("bg:processing:default") == 0
     assert sorted(r.lrange("bg:ready:default", 0, -1)) == sorted(running)
 
