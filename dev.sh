@@ -14,15 +14,17 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 # Upper bounds, so that a hung test ends the run with a message instead of eating CI's time.
 E2E_TIMEOUT=${E2E_TIMEOUT:-900}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
+VALGRIND_TIMEOUT=${VALGRIND_TIMEOUT:-600}
 
 PACKAGES=(build-essential cmake pkg-config libhiredis-dev uuid-dev libjansson-dev libcmocka-dev
-    redis-server redis-tools python3 python3-redis python3-pytest clang libclang-rt-14-dev procps)
+    redis-server redis-tools python3 python3-redis python3-pytest clang libclang-rt-14-dev procps
+    valgrind)
 TEST_PACKAGES=(clang-format)
 
 usage() {
     cat <<EOF
 usage: ./dev.sh demo [REDIS_URL]
-       ./dev.sh test
+       ./dev.sh test [--long]
        ./dev.sh -h
 
   demo   Installs what is missing, builds bg (Release) into build/, starts a redis-server of its
@@ -34,17 +36,23 @@ usage: ./dev.sh demo [REDIS_URL]
   test   Installs what is missing, then runs what CI runs:
            build        -DBG_WERROR=ON into build/
            unit         ctest in build/
-           e2e          pytest tests/e2e against build/
+           e2e          pytest tests/e2e against build/ (with a 100,000-job soak of one worker)
+           valgrind     memcheck over a short run of each program (tests/e2e/test_valgrind.py)
            format       clang-format --dry-run --Werror on every tracked .c and .h
            asan-*       the same build and suites with -DBG_SANITIZE=address,undefined
                         (clang) in build-asan/
+           tsan-*       the programs built with -DBG_SANITIZE=thread (clang) in build-tsan/,
+                        and the worker's end-to-end tests against them; any ThreadSanitizer
+                        report fails the stage
            fuzz_*       each libFuzzer target, built in build-fuzz/, for FUZZ_SECONDS seconds
          A stage that fails does not stop the others; the last line says what failed.
+         --long also runs the long variants: the soak with 1,000,000 jobs (BG_LONG=1).
 
 Environment:
   CI              when set (not "false"), a skipped test counts as a failure
   FUZZ_SECONDS    how long each fuzz target runs (default 20)
   E2E_TIMEOUT     seconds one pytest run may take before it is ended (default 900)
+  BG_LONG         when 1, the same as --long
 
 Installing packages needs root (or sudo). Nothing is installed when every package is there.
 EOF
@@ -370,8 +378,10 @@ do_unit() {
 do_e2e() {
     local dir=$1 xml="$1/e2e-junit.xml" rc=0 skipped
     rm -f "$xml"
+    # test_valgrind.py is a stage of its own (do_valgrind), against build/ only.
     BG_BUILD_DIR="$TOP/$dir" timeout -k 30 "$E2E_TIMEOUT" \
-        "$PY" -m pytest -q -rs -p no:cacheprovider --junitxml="$xml" tests/e2e || rc=$?
+        "$PY" -m pytest -q -rs -p no:cacheprovider --junitxml="$xml" \
+        --ignore=tests/e2e/test_valgrind.py tests/e2e || rc=$?
     [ $rc -eq 124 ] && echo "dev.sh: pytest did not finish within $E2E_TIMEOUT s" >&2
     [ $rc -eq 0 ] || return $rc
     skipped=$("$PY" -c '
@@ -383,6 +393,74 @@ print(sum(int(s.get("skipped", 0)) for s in suites))' "$xml") || return 1
         echo "dev.sh: $skipped end-to-end test(s) skipped; in CI a skip is a failure" >&2
         return 1
     fi
+}
+
+# memcheck over each program (what counts as an error: tests/e2e/test_valgrind.py).
+do_valgrind() {
+    local rc=0
+    BG_VALGRIND=1 BG_BUILD_DIR="$TOP/$1" timeout -k 30 "$VALGRIND_TIMEOUT" \
+        "$PY" -m pytest -q -rs -p no:cacheprovider tests/e2e/test_valgrind.py || rc=$?
+    [ $rc -eq 124 ] && echo "dev.sh: pytest did not finish within $VALGRIND_TIMEOUT s" >&2
+    return $rc
+}
+
+# The targets the worker's end-to-end tests run: a ThreadSanitizer build of only these is
+# quicker than of everything.
+TSAN_TARGETS=(bg-worker bg-watcher bg-cli plugin_test)
+
+do_build_tsan() {
+    configure build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DBG_SANITIZE=thread -DBG_TESTS=ON -DBG_FUZZ=OFF -DBG_WERROR=OFF &&
+        cmake --build build-tsan -j "$JOBS" --target "${TSAN_TARGETS[@]}"
+}
+
+# ThreadSanitizer of clang 14 cannot map its shadow memory under the larger address-space
+# randomisation of recent kernels ("unexpected memory mapping"); without randomisation it can.
+# Prints the command prefix that makes a TSan program run here, or fails.
+tsan_prefix() {
+    local d
+    d=$(mktemp -d)
+    printf 'int main(void) { return 0; }\n' >"$d/t.c"
+    if ! clang -fsanitize=thread -g "$d/t.c" -o "$d/t" 2>/dev/null; then
+        rm -rf "$d"
+        return 1
+    fi
+    if "$d/t" >/dev/null 2>&1; then
+        echo
+    elif setarch "$(uname -m)" -R "$d/t" >/dev/null 2>&1; then
+        echo "setarch $(uname -m) -R"
+    else
+        rm -rf "$d"
+        return 1
+    fi
+    rm -rf "$d"
+}
+
+# The worker's end-to-end tests against the ThreadSanitizer build. Every TSan report goes to a
+# file of its own (log_path), whichever process it came from, even one a test stops without
+# looking at its exit status: any such file fails the stage, and halt_on_error ends the
+# program at its first report, so a race also fails the test that provoked it.
+do_tsan_e2e() {
+    local logs=$TOP/build-tsan/tsan-reports rc=0 prefix f
+    prefix=$(tsan_prefix) || {
+        echo "dev.sh: a ThreadSanitizer program does not run here" >&2
+        return 1
+    }
+    rm -rf "$logs"
+    mkdir -p "$logs"
+    # shellcheck disable=SC2086 # the prefix is words
+    TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:log_path=$logs/tsan" \
+        BG_BUILD_DIR="$TOP/build-tsan" timeout -k 30 "$E2E_TIMEOUT" $prefix \
+        "$PY" -m pytest -q -rs -p no:cacheprovider tests/e2e/test_worker.py \
+        tests/e2e/test_worker_lifecycle.py || rc=$?
+    [ $rc -eq 124 ] && echo "dev.sh: pytest did not finish within $E2E_TIMEOUT s" >&2
+    for f in "$logs"/tsan.*; do
+        [ -e "$f" ] || continue
+        echo "dev.sh: ThreadSanitizer report in $f:" >&2
+        head -n 80 "$f" >&2
+        rc=1
+    done
+    return $rc
 }
 
 do_format() {
@@ -426,11 +504,20 @@ do_fuzz() {
 }
 
 cmd_test() {
-    [ $# -eq 0 ] || die "usage: ./dev.sh test"
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --long) export BG_LONG=1 ;;
+        *) die "usage: ./dev.sh test [--long]" ;;
+        esac
+        shift
+    done
     local start=$SECONDS
     ensure_packages "${PACKAGES[@]}" "${TEST_PACKAGES[@]}"
     if is_ci; then
         say "CI: a skipped test counts as a failure"
+    fi
+    if [ -n "${BG_LONG:-}" ] && [ "$BG_LONG" != 0 ]; then
+        say "long variants: the soak runs 1,000,000 jobs"
     fi
 
     # 1. The regular build, warnings as errors, and its suites.
@@ -439,9 +526,11 @@ cmd_test() {
     if passed build; then
         stage unit do_unit build
         stage e2e do_e2e build
+        stage valgrind do_valgrind build
     else
         not_run unit build
         not_run e2e build
+        not_run valgrind build
     fi
 
     # 2. Format.
@@ -468,7 +557,16 @@ cmd_test() {
     fi
     unset ASAN_OPTIONS UBSAN_OPTIONS
 
-    # 4. The fuzz targets, each for a bounded time from its seed corpus.
+    # 4. The worker's end-to-end tests under ThreadSanitizer (clang): fibers are threads.
+    fresh_for_compiler build-tsan clang
+    stage tsan-build do_build_tsan
+    if passed tsan-build; then
+        stage tsan-e2e do_tsan_e2e
+    else
+        not_run tsan-e2e tsan-build
+    fi
+
+    # 5. The fuzz targets, each for a bounded time from its seed corpus.
     local targets=() t
     for t in tests/fuzz/fuzz_*.c; do
         t=${t##*/}
