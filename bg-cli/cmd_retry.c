@@ -34,12 +34,14 @@ static int retry_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv) 
             dead = 1;
             break;
         case 'q':
-            bgc_free_list(queues, nqueues);
-            if (bgc_parse_queues(optarg, &queues, &nqueues, bad, sizeof bad) != 0)
+            /* Every -q adds its queues, as for the other commands: -q a -q b is -q a,b. */
+            if (bgc_parse_queues(optarg, &queues, &nqueues, bad, sizeof bad) != 0) {
+                bgc_free_list(queues, nqueues);
                 return cli_usage_error(self,
                                        "invalid queue '%s' in '%s': 1 to 128 of A-Z a-z "
                                        "0-9 _ . -, comma-separated",
                                        bad, optarg);
+            }
             break;
         case 'h':
             bgc_free_list(queues, nqueues);

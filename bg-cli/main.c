@@ -155,6 +155,9 @@ int main(int argc, char **argv) {
     int done;
     /* A Redis connection that drops must not kill the program while it writes to it. */
     signal(SIGPIPE, SIG_IGN);
+    /* SPEC section 10: SIGHUP never stops a program; a command is short, it finishes (under
+     * `watch`, in a terminal being closed). */
+    signal(SIGHUP, SIG_IGN);
     int status = parse_global(argc, argv, &ctx, &done);
     if (done)
         return status;

@@ -47,6 +47,12 @@ static void on_stop(int sig) {
     bg_watcher_stop(the_watcher);
 }
 
+/* A closed terminal or a careless kill -HUP must not stop the watcher (SPEC section 10). */
+static void on_hangup(int sig) {
+    (void)sig;
+    bg_watcher_hangup(the_watcher);
+}
+
 enum { OPT_GRACE = 256, OPT_MAXITR, OPT_RC, OPT_RF, OPT_RD };
 
 static double duration(const char *flag, const char *s) {
@@ -122,6 +128,7 @@ int main(int argc, char **argv) {
     the_watcher = w;
     bgc_on_signal(SIGTERM, on_stop);
     bgc_on_signal(SIGINT, on_stop);
+    bgc_on_signal(SIGHUP, on_hangup);
     int rc = bg_watcher_run(w, err, sizeof err);
     if (rc < 0)
         fprintf(stderr, "bg-watcher: %s\n", err);

@@ -42,6 +42,12 @@ static void on_stop(int sig) {
     bg_worker_signal(the_worker, BG_WORKER_STOP);
 }
 
+/* A closed terminal or a careless kill -HUP must not stop the worker (SPEC section 10). */
+static void on_hangup(int sig) {
+    (void)sig;
+    bg_worker_signal(the_worker, BG_WORKER_HANGUP);
+}
+
 static void on_quiet(int sig) {
     bg_worker_signal(the_worker, sig == SIGTSTP ? BG_WORKER_QUIET : BG_WORKER_RESUME);
 }
@@ -157,6 +163,7 @@ int main(int argc, char **argv) {
     bgc_on_signal(SIGINT, on_stop);
     bgc_on_signal(SIGTSTP, on_quiet);
     bgc_on_signal(SIGCONT, on_quiet);
+    bgc_on_signal(SIGHUP, on_hangup);
 
     rc = bg_worker_run(w, err, sizeof err);
     if (rc < 0) {

@@ -215,6 +215,9 @@ typedef struct {
 void bg__finish_args(bg__args *a, const char *ns);
 /* Appends one record. */
 void bg__finish_record(bg__args *a, const bg__finish_rec *r);
+/* Appends one record whose guards are wrk_len and rid_len bytes long (an owner another program
+ * wrote may hold NULs, and the guard must be all of it); 0 means up to the first NUL. */
+void bg__finish_record_n(bg__args *a, const bg__finish_rec *r, size_t wrk_len, size_t rid_len);
 
 /* ---- util.c ---- */
 

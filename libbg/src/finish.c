@@ -1,5 +1,7 @@
 /* finish.c: builds the arguments of finish.lua, the one script that records every outcome, for
  * fibers, for a worker's shutdown, and for watchers. */
+#include <string.h>
+
 #include "bg_int.h"
 
 void bg__finish_args(bg__args *a, const char *ns) {
@@ -13,7 +15,18 @@ void bg__finish_args(bg__args *a, const char *ns) {
     }
 }
 
+/* A guard, byte for byte: finish.lua compares it whole with what the attempt holds. */
+static void guard(bg__args *a, const char *s, size_t len) {
+    if (!s)
+        s = "";
+    bg__args_add(a, s, len ? len : strlen(s));
+}
+
 void bg__finish_record(bg__args *a, const bg__finish_rec *r) {
+    bg__finish_record_n(a, r, 0, 0);
+}
+
+void bg__finish_record_n(bg__args *a, const bg__finish_rec *r, size_t wrk_len, size_t rid_len) {
     bg__args_str(a, r->attempt);
     bg__args_str(a, r->queue);
     bg__args_str(a, r->outcome);
@@ -21,7 +34,7 @@ void bg__finish_record(bg__args *a, const bg__finish_rec *r) {
     bg__args_str(a, r->err ? r->err : "");
     bg__args_str(a, r->msg ? r->msg : "");
     bg__args_ll(a, r->rnd);
-    bg__args_str(a, r->guard_wrk ? r->guard_wrk : "");
-    bg__args_str(a, r->guard_rid ? r->guard_rid : "");
+    guard(a, r->guard_wrk, wrk_len);
+    guard(a, r->guard_rid, rid_len);
     bg__args_ll(a, r->max_itr);
 }

@@ -12,8 +12,13 @@
 typedef struct {
     char attempt[BG_UUID_LEN + 1];
     const char *queue;
-    char wrk[24], rid[48]; /* "" when absent */
+    /* The owner as the attempt holds it, byte for byte (NULL when absent): whatever another
+     * program wrote there, the guard finish.lua compares must be exactly that, or the attempt
+     * could never be failed and would stay processing forever. */
+    char *wrk, *rid;
+    size_t wrk_len, rid_len;
     int gone;
+    int junk; /* its attempt key is not a hash: it can only be dropped from processing */
     /* Its entry among the suspects of the last pass, whose owners were read in this pass's
      * MULTI; NULL for an attempt seen first now. */
     const struct bg__stale *suspect;
@@ -86,28 +91,63 @@ static void drop_junk(bg_watcher *w, const char *queue, const redisReply *m) {
         freeReplyObject(r);
 }
 
+/* A copy of the string element e (which may hold NULs), or NULL when it is not a string; *len
+ * is its length. Sets *oom when the copy could not be made. */
+static char *copy_field(const redisReply *e, size_t *len, int *oom) {
+    *len = 0;
+    if (e->type != REDIS_REPLY_STRING)
+        return NULL;
+    char *c = bg__strndup(e->str, e->len);
+    if (!c)
+        *oom = 1;
+    else
+        *len = e->len;
+    return c;
+}
+
+/* Whether wrk (len bytes) is the ID of a live fiber exactly as bg writes one: "007", "7\0x" or
+ * "+7" name no connection, whatever a number parser would make of them. */
+static int owned_by_fiber(const char *wrk, size_t len, const bg__census *live) {
+    char canon[32];
+    long long id;
+    if (!wrk || bg__parse_ll(wrk, len, &id) != 0)
+        return 0;
+    bg__fmt(canon, sizeof canon, "%lld", id);
+    return strlen(canon) == len && memcmp(canon, wrk, len) == 0 && bg__census_has_fiber(live, id);
+}
+
 /* Sets s->wrk, s->rid and s->gone from h, the reply to HMGET wrk rid of its attempt. An owner
- * that cannot be read (an ACL, a key of another type) is not judged: an error must never pass
- * for "no owner" and fail a live worker's attempt. */
+ * that cannot be read (an ACL, a failed copy) is not judged: an error must never pass for "no
+ * owner" and fail a live worker's attempt. An attempt key of another type than hash is junk
+ * another program wrote: no worker owns it, and finish.lua drops it from processing. */
 static void judge(bg_watcher *w, seen *s, const redisReply *h, const bg__census *live,
                   const char *run_id, size_t *unread) {
-    s->wrk[0] = s->rid[0] = '\0';
-    s->gone = 0;
+    int oom = 0;
+    s->wrk = s->rid = NULL;
+    s->wrk_len = s->rid_len = 0;
+    s->gone = s->junk = 0;
+    if (h->type == REDIS_REPLY_ERROR && strncmp(h->str, "WRONGTYPE", 9) == 0) {
+        s->gone = s->junk = 1;
+        return;
+    }
     if (h->type != REDIS_REPLY_ARRAY || h->elements != 2) {
         if (!(*unread)++ && !w->unread_logged)
             bg__log(&w->log, BG_LOG_WARN, ROLE, "cannot read attempt %s: %s", s->attempt,
                     h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
         return;
     }
-    if (h->element[0]->type == REDIS_REPLY_STRING)
-        bg__fmt(s->wrk, sizeof s->wrk, "%s", h->element[0]->str);
-    if (h->element[1]->type == REDIS_REPLY_STRING)
-        bg__fmt(s->rid, sizeof s->rid, "%s", h->element[1]->str);
-    long long id;
-    s->gone = bg__parse_ll(s->wrk, strlen(s->wrk), &id) != 0 || !bg__census_has_fiber(live, id);
+    s->wrk = copy_field(h->element[0], &s->wrk_len, &oom);
+    s->rid = copy_field(h->element[1], &s->rid_len, &oom);
+    if (oom) {
+        (*unread)++;
+        return;
+    }
+    s->gone = !owned_by_fiber(s->wrk, s->wrk_len, live);
     /* Client IDs start again from 1 after a restart or failover: an attempt recorded under
-     * another server's run_id is stale whatever its wrk says (SPEC section 7.2). */
-    if (s->rid[0] && run_id[0] && strncmp(run_id, s->rid, strlen(s->rid)) != 0)
+     * another server's run_id (rid is a prefix of it) is stale whatever its wrk says (SPEC
+     * section 7.2). */
+    if (s->rid_len && run_id[0] &&
+        (s->rid_len > strlen(run_id) || memcmp(s->rid, run_id, s->rid_len) != 0))
         s->gone = 1;
 }
 
@@ -164,7 +204,14 @@ int bg__watcher_stale_pass(bg_watcher *w) {
                 all = more;
             }
             bg__fmt(all[nseen].attempt, sizeof all[nseen].attempt, "%s", set->element[i]->str);
+            all[nseen].wrk = all[nseen].rid = NULL;
             all[nseen++].queue = w->queues[q];
+        }
+        if (set->type == REDIS_REPLY_ERROR) {
+            /* Another program's key where the set should be: no attempt of this queue can be
+             * judged (nor claimed, nor finished) until an operator repairs it. */
+            bg__key(key, sizeof key, w->ns, BG__K_PROCESSING, w->queues[q]);
+            bg__watcher_badkey(w, key, key, "set", "its attempts are not judged");
         }
     }
     for (size_t i = 0; i < nseen; i++) {
@@ -205,9 +252,17 @@ int bg__watcher_stale_pass(bg_watcher *w) {
     bg__args a;
     bg__args_init(&a);
     for (size_t i = 0; rc == BG_OK && next && batch && i < nseen; i++) {
+        if (all[i].junk) {
+            /* No worker can own it, so no grace: finish.lua drops it from processing. The
+             * finding is said per processing set, so a flood of such members logs one line. */
+            char pkey[256];
+            bg__key(pkey, sizeof pkey, w->ns, BG__K_PROCESSING, all[i].queue);
+            bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, all[i].attempt);
+            bg__watcher_badkey(w, pkey, key, "hash", "dropping its attempt from processing");
+        }
         if (all[i].gone) {
             double since = all[i].suspect ? all[i].suspect->since_ms : now;
-            if (all[i].suspect && now - since >= w->grace_ms) {
+            if (all[i].junk || (all[i].suspect && now - since >= w->grace_ms)) {
                 if (nbatch == 0)
                     bg__finish_args(&a, w->ns);
                 bg__finish_rec rec = {all[i].attempt,
@@ -220,7 +275,7 @@ int bg__watcher_stale_pass(bg_watcher *w) {
                                       all[i].wrk,
                                       all[i].rid,
                                       w->max_itr};
-                bg__finish_record(&a, &rec);
+                bg__finish_record_n(&a, &rec, all[i].wrk_len, all[i].rid_len);
                 batch[nbatch++] = all[i];
             } else {
                 bg__fmt(next[nnext].attempt, sizeof next[nnext].attempt, "%s", all[i].attempt);
@@ -244,6 +299,10 @@ int bg__watcher_stale_pass(bg_watcher *w) {
     w->nstale = nnext;
     bg__args_free(&a);
     free(batch);
+    for (size_t i = 0; i < nseen; i++) {
+        free(all[i].wrk);
+        free(all[i].rid);
+    }
     free(all);
     bg__census_free(&live);
     freeReplyObject(snap);

@@ -83,6 +83,8 @@ int bg_watcher_new(bg_watcher **out, const bg_watcher_options *o, char *errbuf, 
     bg_watcher *w = calloc(1, sizeof *w);
     if (!w)
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
+    /* Before anything can fail: bg_watcher_free() destroys it. */
+    bg__ratelimit_init(&w->rl, BG__RATELIMIT_MS);
     /* Watchers started together must not draw the same backoffs. */
     w->seed = (unsigned)getpid() ^ (unsigned)bg__wall_ms() ^ (unsigned)(uintptr_t)w;
     const char *url = o->url ? o->url : BG_DEFAULT_URL;
@@ -116,6 +118,16 @@ void bg_watcher_stop(bg_watcher *w) {
     atomic_store(&w->stop, 1);
 }
 
+void bg_watcher_hangup(bg_watcher *w) {
+    atomic_fetch_add(&w->hangups, 1);
+}
+
+/* Says a hangup was heard, from the loop: a signal handler may not log. */
+static void heard_hangups(bg_watcher *w) {
+    if (atomic_exchange(&w->hangups, 0) > 0)
+        bg__log(&w->log, BG_LOG_INFO, ROLE, "SIGHUP ignored");
+}
+
 void bg_watcher_free(bg_watcher *w) {
     if (!w)
         return;
@@ -129,6 +141,7 @@ void bg_watcher_free(bg_watcher *w) {
     free(w->ns);
     free(w->url_masked);
     bg__url_clear(&w->url);
+    bg__ratelimit_destroy(&w->rl);
     free(w);
 }
 
@@ -138,6 +151,25 @@ static int refused(bg_watcher *w, const redisReply *r, const char *what) {
         return 0;
     bg__fmt(w->conn.err, sizeof w->conn.err, "Redis refused %s: %s", what, r->str);
     return strstr(r->str, "NOPERM") != NULL;
+}
+
+void bg__watcher_badkey(bg_watcher *w, const char *limit_key, const char *key, const char *want,
+                        const char *then) {
+    unsigned long missed = 0;
+    char is[48] = "is not", more[64] = "";
+    if (!bg__ratelimit_allow(&w->rl, limit_key, strlen(limit_key), &missed))
+        return;
+    /* Naming the type helps the operator who repairs it; an ACL that refuses TYPE only makes
+     * the line vaguer. */
+    const char *argv[] = {"TYPE", key};
+    redisReply *r = bg__conn_cmd(&w->conn, 2, argv, NULL);
+    if (r && r->type == REDIS_REPLY_STATUS && r->len < 32)
+        bg__fmt(is, sizeof is, "is a %s,", r->str);
+    if (r)
+        freeReplyObject(r);
+    if (missed)
+        bg__fmt(more, sizeof more, " (%lu more times since it was last said)", missed);
+    bg__log(&w->log, BG_LOG_WARN, ROLE, "%s %s not a %s: %s%s", key, is, want, then, more);
 }
 
 /* ---- connections ---- */
@@ -273,8 +305,14 @@ static void refresh_queues(bg_watcher *w) {
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
         if (r->element[i]->type == REDIS_REPLY_STRING)
             add_queue(w, r->element[i]->str);
+    /* Another program's key where the set of queues should be: the SCAN below still finds
+     * every queue with a key, once a minute. */
+    int broken = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0;
     if (r)
         freeReplyObject(r);
+    if (broken)
+        bg__watcher_badkey(w, w->key_prefix[BG__K_QUEUES], w->key_prefix[BG__K_QUEUES], "set",
+                           "finding queues by SCAN");
 
     double now = bg__mono_ms();
     if (!w->cursor[0] && now >= w->next_scan_ms)
@@ -340,20 +378,20 @@ static double schedule_pass(bg_watcher *w) {
             if (!r)
                 return -2;
             long long moved = 0, next = -1, now = 0;
-            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                r->element[0]->type == REDIS_REPLY_INTEGER) {
                 moved = r->element[0]->integer;
                 bg__parse_ll(r->element[1]->str, r->element[1]->len, &next);
                 bg__parse_ll(r->element[2]->str, r->element[2]->len, &now);
                 w->srv_ms = (double)now;
                 w->srv_mono_ms = bg__mono_ms();
                 w->due[i] = next >= 0 ? (double)(next > 0 ? next : 1) : -1;
-            } else if (r->type == REDIS_REPLY_ERROR) {
-                /* Nothing moved (the script checks before it writes); say so now and then. */
-                if (bg__mono_ms() >= w->sched_err_next_ms) {
+            } else {
+                /* Nothing moved (the script checks before it writes); say so once a minute per
+                 * queue, so one broken queue neither floods the log nor hides another. */
+                if (bg__ratelimit_allow(&w->rl, sched, strlen(sched), NULL))
                     bg__log(&w->log, BG_LOG_ERROR, ROLE, "moving due jobs of %s: %s", w->queues[i],
-                            r->str);
-                    w->sched_err_next_ms = bg__mono_ms() + 60000;
-                }
+                            r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
                 w->due[i] = -1; /* until the next interval */
             }
             freeReplyObject(r);
@@ -411,6 +449,10 @@ static void trim_pass(bg_watcher *w, long long now_ms) {
                 }
                 redisReply *r = bg__conn_eval(&w->conn, BG__LUA_TRIM, 0, 7, argv, NULL);
                 n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+                /* A key of another type (or junk in it) stops this set's trimming only. */
+                if (r && r->type == REDIS_REPLY_ERROR &&
+                    bg__ratelimit_allow(&w->rl, key, strlen(key), NULL))
+                    bg__log(&w->log, BG_LOG_ERROR, ROLE, "trimming %s: %s", key, r->str);
                 if (r)
                     freeReplyObject(r);
                 if (n)
@@ -457,6 +499,7 @@ static int interval_pass(bg_watcher *w) {
 static void nap(bg_watcher *w, double wait_ms) {
     double until = bg__mono_ms() + wait_ms;
     while (!atomic_load(&w->stop)) {
+        heard_hangups(w);
         double left = until - bg__mono_ms();
         if (left <= 0)
             return;
@@ -477,6 +520,7 @@ int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
             "started: namespace %s, Redis %s, interval %.3f s, grace %.3f s", w->ns, w->url_masked,
             w->interval_ms / 1000, w->grace_ms / 1000);
     while (!atomic_load(&w->stop)) {
+        heard_hangups(w);
         int up = ensure_connected(w);
         if (up < 0) {
             bg__fmt(errbuf, errlen, "%s", w->conn.err);

@@ -33,17 +33,15 @@ struct bg_watcher {
     double next_scan_ms;
     struct bg__stale *stale; /* attempts seen stale, sorted by attempt ID */
     size_t nstale;
-    double stale_due_ms;
+    double stale_due_ms;        /* when the first of them is past its grace; 0 when none */
     double srv_ms, srv_mono_ms; /* the server's clock, and when it said so */
-    double sched_err_next_ms;   /* when a failure to move due jobs may be logged again */
     size_t trim_next;           /* the queue the next trim pass starts with */
     int trim_behind;            /* the last trim pass ran out of time */
     double next_trim_ms;        /* when a trim pass may run again between intervals */
     int unread_logged;          /* an attempt's owner could not be read, and that was logged */
-    unsigned seed;
-    /* for the retry backoff's random part (rand_r: no shared state) */ /* when the first of
-                                                                           them is past its
-                                                                           grace; 0 when none */
+    unsigned seed;              /* for the retry backoff's random part (rand_r: no shared state) */
+    bg__ratelimit rl;           /* findings about broken keys, each said once a minute at most */
+    atomic_int hangups;         /* SIGHUPs not logged yet */
 };
 
 /* An attempt whose worker connection was not alive, and since when this watcher knows. */
@@ -51,6 +49,12 @@ struct bg__stale {
     char attempt[BG_UUID_LEN + 1];
     double since_ms;
 };
+
+/* Says, at most once a minute per limit_key, that key holds another type than want (a TYPE
+ * names it) and what the watcher does about it ("then"). Sends a command: call it only with no
+ * reply pending on w->conn. */
+void bg__watcher_badkey(bg_watcher *w, const char *limit_key, const char *key, const char *want,
+                        const char *then);
 
 /* Fails the attempts whose worker connection has been gone for longer than the grace (SPEC
  * section 7.1 and 7.2), and sets w->stale_due_ms for those still within it. Returns BG_OK, BG_EIO

@@ -147,6 +147,9 @@ void bg_worker_signal(bg_worker *w, bg_worker_request req) {
     case BG_WORKER_RESUME:
         atomic_store(&w->req_quiet, 0);
         break;
+    case BG_WORKER_HANGUP:
+        atomic_fetch_add(&w->req_hangup, 1);
+        break;
     }
 }
 
@@ -411,6 +414,8 @@ int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
             stop_at = now;
             bg__worker_wake(w);
         }
+        if (atomic_exchange(&w->req_hangup, 0) > 0)
+            bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "SIGHUP ignored");
         if (atomic_load(&w->req_quiet) != atomic_load(&w->quiet)) {
             int q = atomic_load(&w->req_quiet);
             atomic_store(&w->quiet, q);

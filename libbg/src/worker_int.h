@@ -76,6 +76,7 @@ struct bg_worker {
     atomic_int req_stop; /* count of STOP requests */
     atomic_int req_halt;
     atomic_int req_quiet;
+    atomic_int req_hangup; /* SIGHUPs not logged yet */
 
     /* state the main thread publishes to fibers */
     atomic_int stopping;  /* take no new job; exit after the current one */

@@ -42,6 +42,10 @@ BG_EXPORT int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen);
 /* Asks a running watcher to stop after its current step. Async-signal-safe. */
 BG_EXPORT void bg_watcher_stop(bg_watcher *w);
 
+/* Tells a running watcher its program got SIGHUP (a closed terminal, a careless kill -HUP):
+ * it logs "SIGHUP ignored" at Info and carries on (SPEC section 10). Async-signal-safe. */
+BG_EXPORT void bg_watcher_hangup(bg_watcher *w);
+
 /* Frees a watcher that is not running. NULL is a no-op. */
 BG_EXPORT void bg_watcher_free(bg_watcher *w);
 

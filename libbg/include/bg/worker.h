@@ -51,10 +51,13 @@ BG_EXPORT int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen);
 
 /* What bg_worker_signal() asks for. */
 typedef enum {
-    BG_WORKER_STOP = 1,  /* graceful stop; a second STOP means BG_WORKER_HALT. */
-    BG_WORKER_HALT = 2,  /* stop now. */
-    BG_WORKER_QUIET = 3, /* take no new jobs. */
-    BG_WORKER_RESUME = 4 /* take jobs again after QUIET. */
+    BG_WORKER_STOP = 1,   /* graceful stop; a second STOP means BG_WORKER_HALT. */
+    BG_WORKER_HALT = 2,   /* stop now. */
+    BG_WORKER_QUIET = 3,  /* take no new jobs. */
+    BG_WORKER_RESUME = 4, /* take jobs again after QUIET. */
+    /* the program got SIGHUP (a closed terminal, a careless kill -HUP): logged as
+     * "SIGHUP ignored" at Info, nothing else changes (SPEC section 10). */
+    BG_WORKER_HANGUP = 5
 } bg_worker_request;
 
 /* Asks a running worker to change state. Async-signal-safe: it only stores to an atomic flag,
