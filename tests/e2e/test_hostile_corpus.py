@@ -61,8 +61,8 @@ class Case:
         return p
 
     def watcher(self, extra=()):
-        cmd = [exe("bg-watcher"), "-r", self.rs.url, "-n", self.ns, "-i", "0.1",
-               "--grace", "0.5"] + list(extra)
+        cmd = [exe("bg-watcher"), "-r", self.rs.url, "-n", self.ns, "-i", "0.05",
+               "--grace", "0.2"] + list(extra)
         p = self.spawn(cmd)
         wait_for(lambda: clients_named(self.r, f"{self.ns}-watcher") or p.proc.poll() is not None,
                  what="the watcher to connect")
@@ -107,13 +107,20 @@ class Case:
         return places(self.r, self.real if ids is None else ids, QUEUES, self.ns)
 
     def wait_in(self, ids, place, timeout=15):
-        """Waits until every job of ids is in place, and only there."""
+        """Waits until every job of ids is in place, and only there; fails at once when one
+        has come to rest elsewhere (completed and dead are final)."""
         def ok():
             found = self.places(ids)
+            wrong = {j: p for j, p in found.items()
+                     if p != [place] and any(x in ("completed", "dead") for x in p)}
+            assert not wrong, f"{len(wrong)} of {len(ids)} jobs came to rest elsewhere than " \
+                f"{place}, e.g. {list(wrong.items())[:3]}\n{self.logs()}"
             return all(p == [place] for p in found.values())
         try:
             wait_for(ok, timeout, what=f"{len(ids)} jobs to be {place}")
-        except AssertionError:
+        except AssertionError as e:
+            if not str(e).startswith("timed out"):
+                raise
             found = self.places(ids)
             bad = {j: p for j, p in found.items() if p != [place]}
             raise AssertionError(f"{len(bad)} of {len(ids)} jobs are not (only) {place}, e.g. "
@@ -217,7 +224,7 @@ def test_a_queue_key_of_the_wrong_type_skips_the_queue_until_repaired(case, kind
         if kind != "ready" and c.r.lrange(key(c.ns, "ready", "b"), 0, -1) != b:
             return False
         return all(p == [place] for p in c.places(b).values())
-    c.hold(untouched, 0.5, f"b's jobs waiting untouched in {place}")
+    c.hold(untouched, 0.3, f"b's jobs waiting untouched in {place}")
     assert all(c.r.hget(key(c.ns, "jobs", ident=j), "att") is None for j in b)
     assert c.raw.dump(k) == before, f"{k} was written to"
     assert c.mentions("worker", k) == 1, "\n".join(c.lines("worker"))
@@ -259,7 +266,7 @@ def test_stats_counters_that_are_not_whole_numbers(case, field, value, expect):
         return
     wait_for(lambda: c.mentions("worker", k), 5, what=f"the worker to report {k}")
     held = ("ready",) if expect == "skip" else ("ready", "processing")
-    c.hold(lambda: all(len(p) == 1 and p[0] in held for p in c.places(b).values()), 0.5,
+    c.hold(lambda: all(len(p) == 1 and p[0] in held for p in c.places(b).values()), 0.3,
            f"b's jobs held in {held}")
     assert c.raw.dump(k) == before, f"{k} was written to"
     assert c.mentions("worker", k) == 1, "\n".join(c.lines("worker"))
@@ -312,7 +319,7 @@ def test_a_jps_slot_bg_cannot_count_in_holds_the_finish_until_repaired(case, typ
     c.wait_in(c.jobs(10, "a") + c.jobs(10, "c"), "completed")
     wait_for(lambda: any(p == ["processing"] for p in c.places(b).values()), 5,
              what="a job of b to be claimed")
-    c.hold(lambda: all(p in (["ready"], ["processing"]) for p in c.places(b).values()), 0.5,
+    c.hold(lambda: all(p in (["ready"], ["processing"]) for p in c.places(b).values()), 0.3,
            "b's jobs held in ready or processing")
     for j in b:
         for a in c.attempts_of(j):
@@ -660,7 +667,7 @@ def test_a_key_that_breaks_while_its_job_runs_holds_the_finish(case, kind, outco
         assert plant(c.r, k, "string")
     c.wait_in(c.jobs(10, "a") + c.jobs(10, "c"), "completed")
     wait_for(lambda: c.mentions("worker", k), 5, what=f"the worker to report {k}")
-    c.hold(lambda: c.places([jid])[jid] == ["processing"], 1.0, "the held attempt in processing")
+    c.hold(lambda: c.places([jid])[jid] == ["processing"], 0.5, "the held attempt in processing")
     (a,) = c.attempts_of(jid)
     assert "fin" not in a and "err" not in a, f"the held finish wrote its attempt: {a}"
     assert c.mentions("worker", k) == 1, "\n".join(c.lines("worker"))
@@ -700,7 +707,7 @@ def test_a_vanished_workers_attempt_waits_for_the_repair(case, kind, rty, ends):
     victim.wait()
     del c.progs["victim"]
     wait_for(lambda: c.mentions("watcher", k), 5, what=f"the watcher to report {k}")
-    c.hold(lambda: c.places([jid])[jid] == ["processing"], 1.0, "the attempt in processing")
+    c.hold(lambda: c.places([jid])[jid] == ["processing"], 0.5, "the attempt in processing")
     assert c.mentions("watcher", k) == 1, "\n".join(c.lines("watcher"))
     c.wait_in(c.jobs(10, "a") + c.jobs(10, "b"), "completed")
     c.r.delete(k)
