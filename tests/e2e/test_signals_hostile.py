@@ -47,6 +47,7 @@ def test_sighup_does_not_stop_the_worker_nor_its_running_job(rs, r, spawn):
     assert w.proc.poll() is None and wt.proc.poll() is None
     assert len(hup_lines(w)) == 2, w.log()
     assert " I worker: SIGHUP ignored" in hup_lines(w)[0]
+    assert w.stop() == 0 and wt.stop() == 0  # TERM still stops them, cleanly
 
 
 def test_sighup_does_not_stop_the_watcher(rs, r, spawn):
@@ -63,6 +64,7 @@ def test_sighup_does_not_stop_the_watcher(rs, r, spawn):
     assert wt.proc.poll() is None, wt.log()
     assert len(hup_lines(wt)) == 2
     assert " I watcher: SIGHUP ignored" in hup_lines(wt)[0]
+    assert wt.stop() == 0
 
 
 def bury(r, queue):

@@ -42,6 +42,13 @@ def lines(p):
     return p.log().splitlines()
 
 
+def stops_clean(*procs):
+    """Each program exits 0 on TERM, with no sanitizer report (the ASan suite runs these)."""
+    for p in procs:
+        rc = p.stop()
+        assert rc == 0 and "Sanitizer" not in p.log(), f"exit {rc}:\n{p.log()[-4000:]}"
+
+
 def test_attempts_with_any_owner_fail_once_as_worker_timeout(rs, r, spawn):
     """Owners bg never writes: each attempt is failed exactly once (the finish guard must be
     the whole value, not a copy cut to a buffer), its job buried (rty 0), and nothing is judged
@@ -89,6 +96,7 @@ def test_attempts_with_any_owner_fail_once_as_worker_timeout(rs, r, spawn):
     assert check(r, real, ["h", "other"]) == {"completed": 100}
     assert_alive(w, wt)
     assert len(lines(wt)) < 50, wt.log()
+    stops_clean(wt, w)
 
 
 def test_attempt_key_of_the_wrong_type_leaves_processing(rs, r, spawn):
@@ -120,6 +128,7 @@ def test_attempt_key_of_the_wrong_type_leaves_processing(rs, r, spawn):
     assert check(r, real, ["j"]) == {"completed": 40}
     assert_alive(w, wt)
     assert len(lines(wt)) < 50, wt.log()
+    stops_clean(wt, w)
 
 
 def test_broken_keys_of_one_queue_leave_the_others_served(rs, r, spawn):
@@ -147,6 +156,7 @@ def test_broken_keys_of_one_queue_leave_the_others_served(rs, r, spawn):
     assert "bg:processing:p2 is a list, not a set" in log
     assert_alive(wt)
     assert len(lines(wt)) < 30, log
+    stops_clean(wt)
 
 
 def test_queues_set_of_the_wrong_type_falls_back_to_scan(rs, r, spawn):
@@ -167,6 +177,7 @@ def test_queues_set_of_the_wrong_type_falls_back_to_scan(rs, r, spawn):
     assert r.get("bg:queues") == "not a set"  # another program's key: left as it is
     assert_alive(wt)
     assert len(lines(wt)) < 20, wt.log()
+    stops_clean(wt)
 
 
 def test_junk_in_history_and_scheduled_sets(rs, r, spawn):
@@ -197,3 +208,4 @@ def test_junk_in_history_and_scheduled_sets(rs, r, spawn):
     assert_alive(w, wt)
     assert len(lines(wt)) < 30, wt.log()
     assert len(lines(w)) < 30, w.log()
+    stops_clean(wt, w)
