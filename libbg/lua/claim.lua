@@ -1,92 +1,202 @@
 -- claim.lua: takes up to N jobs from the ready lists in strict priority order and records an
 -- attempt for each, in one atomic step: a worker killed at any instant leaves every job either
--- still in its ready list or with an attempt in processing (docs/claim.md).
--- ARGV[1] jobs prefix   ARGV[2] attempts prefix   ARGV[3] processing prefix
--- ARGV[4] ready prefix  ARGV[5] wrk (the fiber connection's client ID)
--- ARGV[6] rid (server run_id prefix, may be "")   ARGV[7] default rty
--- ARGV[8] largest arg in bytes a worker takes     ARGV[9] number of queues Q
--- ARGV[10 .. 9+Q] queues, highest priority first; the rest: fresh attempt UUIDs, one per job
+-- still in its ready list or with an attempt in processing (docs/claim.md). Redis never rolls a
+-- script back, so every check comes first (key types, job fields, sizes) and the writes after
+-- it are ones that cannot fail.
+-- ARGV[1] jobs prefix       ARGV[2] attempts prefix  ARGV[3] processing prefix
+-- ARGV[4] ready prefix      ARGV[5] completed prefix ARGV[6] failed prefix
+-- ARGV[7] dead prefix       ARGV[8] scheduled prefix ARGV[9] stats prefix
+-- ARGV[10] wrk (the fiber connection's client ID)   ARGV[11] rid (server run_id prefix, may be "")
+-- ARGV[12] default rty      ARGV[13] largest arg in bytes a worker takes
+-- ARGV[14] byte budget: no job joins a batch whose args would pass it (the first always does)
+-- ARGV[15] number of queues Q
+-- ARGV[16 .. 15+Q] queues, highest priority first; the rest: fresh attempt UUIDs, one per job
 -- that may be claimed (their count is N).
--- Returns one entry per string taken off a ready list:
+-- Returns a list of entries: first the findings ('badkey', 'drop') in the order met, then one
+-- entry per job claimed, in the order claimed:
 --   {'ok', attempt, job, queue, cls, arg, att, rty}   claimed: run it
 --   {'inv', attempt, job, queue, why}                 claimed, but the job cannot run: fail it
---   {'drop', string, queue, why}                      not a job: dropped from the list
+--   {'drop', string, queue, why, length}              not a job: dropped from the list (string
+--                                                     cut to 100 bytes; length is the whole's)
+--   {'badkey', key, what}                             a key of the queue is unsound: the queue
+--                                                     was skipped, nothing of it touched
 local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 local JP, AP, PP, RP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local wrk, rid, defrty, maxarg = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-local nq = tonumber(ARGV[9])
-local first = 10 + nq
+local CP, FP, DP, SP, STP = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local wrk, rid, defrty = ARGV[10], ARGV[11], ARGV[12]
+local maxarg, budget = tonumber(ARGV[13]), tonumber(ARGV[14])
+local nq = tonumber(ARGV[15])
+local first = 16 + nq
 local want = #ARGV - first + 1
 local out = {}
-local uuid = '^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$'
+-- Ready entries looked at per claim, at most: a list full of junk is dropped over several
+-- claims, never in one long call.
+local look = 4 * want
 
--- Attempt UUIDs per queue, added to the processing sets in one SADD each at the end.
-local started = {}
+local hex = '%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x'
+local plain, braced = '^' .. hex .. '$', '^{' .. hex .. '}$'
 
-local function record(aid, id, q)
-  local fields = {'sta', now, 'job', id, 'wrk', wrk, 'que', q}
-  if rid ~= '' then
-    fields[#fields + 1] = 'rid'
-    fields[#fields + 1] = rid
+-- The keys of a queue a claim and the later finish write, and the type each must have.
+local kinds = {{PP, 'set'}, {CP, 'zset'}, {FP, 'zset'}, {DP, 'zset'}, {SP, 'zset'}, {STP, 'hash'}}
+local counters = {'completed', 'failed', 'dead'}
+
+local function counter(v)
+  return not v or (#v <= 15 and string.find(v, '^%-?%d+$') ~= nil)
+end
+
+-- A job's rty, att or itr: absent, or a whole number bg can count with (0 to 999999999).
+local function field(v)
+  return not v or (#v <= 9 and string.find(v, '^%d+$') ~= nil)
+end
+
+-- nil when every key of queue q is sound, else the bad key and what is wrong with it.
+local function unsound(q)
+  for _, k in ipairs(kinds) do
+    local key = k[1] .. q
+    local ty = redis.call('TYPE', key).ok
+    if ty ~= 'none' and ty ~= k[2] then
+      return key, 'is a ' .. ty .. ', not a ' .. k[2]
+    end
   end
-  redis.call('HSET', AP .. aid, unpack(fields))
+  local c = redis.call('HMGET', STP .. q, unpack(counters))
+  for i = 1, #counters do
+    if not counter(c[i]) then
+      return STP .. q, "field '" .. counters[i] .. "' is not a whole number"
+    end
+  end
+  return nil
+end
+
+-- Why a job hash's fields cannot run, or nil.
+local function invalid(h)
+  local cls = h[1]
+  if not cls or cls == '' then
+    return 'the job has no cls'
+  elseif string.find(cls, '%z') then
+    return 'cls holds a NUL byte'
+  elseif not field(h[2]) then
+    return 'rty is not a whole number from 0 to 999999999'
+  elseif not field(h[3]) then
+    return 'att is not a whole number from 0 to 999999999'
+  elseif not field(h[4]) then
+    return 'itr is not a whole number from 0 to 999999999'
+  end
+  return nil
+end
+
+-- ---- checks and reads: nothing is written until every queue has been looked at ----
+
+local n, bytes, looked, full = 0, 0, 0, false
+local pops = {}  -- {ready key, count}, one per queue entries are taken from
+local taken = {} -- {attempt, job, queue, job hash fields or nil, why or nil, arg}
+
+for qi = 16, 15 + nq do
+  if full or n >= want or looked >= look then
+    break
+  end
+  local q = ARGV[qi]
+  local rk = RP .. q
+  local ty = redis.call('TYPE', rk).ok
+  local bad, what
+  if ty == 'list' then
+    bad, what = unsound(q)
+  elseif ty ~= 'none' then
+    bad, what = rk, 'is a ' .. ty .. ', not a list'
+  end
+  if bad then
+    out[#out + 1] = {'badkey', bad, what}
+  elseif ty == 'list' then
+    local used = 0
+    while not full and n < want and looked < look do
+      local ids = redis.call('LRANGE', rk, used, used + math.min(want - n, look - looked) - 1)
+      if #ids == 0 then
+        break
+      end
+      for _, id in ipairs(ids) do
+        local key = JP .. id
+        local h
+        looked = looked + 1
+        if string.find(id, plain) or string.find(id, braced) then
+          h = redis.pcall('HMGET', key, 'cls', 'rty', 'att', 'itr')
+        end
+        if not h then
+          used = used + 1
+          bytes = bytes + #id
+          out[#out + 1] = {'drop', string.sub(id, 1, 100), q, 'not a job UUID', #id}
+        elseif h.err then
+          used = used + 1
+          local jt = redis.call('TYPE', key).ok
+          taken[#taken + 1] = {ARGV[first + n], id, q, nil, key .. ' is a ' .. jt .. ', not a hash'}
+          n = n + 1
+        elseif not (h[1] or h[2] or h[3] or h[4]) and redis.call('EXISTS', key) == 0 then
+          used = used + 1
+          out[#out + 1] = {'drop', id, q, 'no job hash', #id}
+        else
+          local why = invalid(h)
+          local size = 0
+          if not why then
+            size = redis.call('HSTRLEN', key, 'arg')
+            if size > maxarg then
+              why = 'arg is larger than ' .. maxarg .. ' bytes'
+              size = 0
+            end
+          end
+          if n > 0 and bytes + size > budget then
+            full = true
+          else
+            used = used + 1
+            bytes = bytes + size
+            local arg
+            if not why then
+              arg = redis.call('HGET', key, 'arg') or ''
+            end
+            taken[#taken + 1] = {ARGV[first + n], id, q, h, why, arg}
+            n = n + 1
+          end
+        end
+        if full or bytes >= budget or n >= want then
+          full = full or bytes >= budget
+          break
+        end
+      end
+    end
+    if used > 0 then
+      pops[#pops + 1] = {rk, used}
+    end
+  end
+end
+
+-- ---- writes: each on a key whose type was checked above, or on a fresh attempt UUID ----
+
+for _, p in ipairs(pops) do
+  redis.call('LPOP', p[1], p[2])
+end
+local started = {} -- attempt UUIDs per queue, added to the processing sets in one SADD each
+for _, j in ipairs(taken) do
+  local aid, id, q, h, why = j[1], j[2], j[3], j[4], j[5]
+  if rid ~= '' then
+    redis.call('HSET', AP .. aid, 'sta', now, 'job', id, 'wrk', wrk, 'que', q, 'rid', rid)
+  else
+    redis.call('HSET', AP .. aid, 'sta', now, 'job', id, 'wrk', wrk, 'que', q)
+  end
   local s = started[q]
   if not s then
     s = {}
     started[q] = s
   end
   s[#s + 1] = aid
-end
-
-local n = 0
-for qi = 10, 9 + nq do
-  if n >= want then
-    break
-  end
-  local q = ARGV[qi]
-  local ids = redis.call('LPOP', RP .. q, want - n)
-  if ids then
-    for _, id in ipairs(ids) do
-      local job = JP .. id
-      local h
-      if string.find(id, uuid) and id == string.lower(id) then
-        h = redis.call('HMGET', job, 'cls', 'rty', 'att')
-      end
-      if not h then
-        out[#out + 1] = {'drop', id, q, 'not a job UUID'}
-      elseif not (h[1] or h[2] or h[3]) and redis.call('EXISTS', job) == 0 then
-        out[#out + 1] = {'drop', id, q, 'no job hash'}
-      else
-        local aid = ARGV[first + n]
-        n = n + 1
-        local cls, rty, att = h[1], h[2], h[3]
-        local why
-        if not cls or cls == '' then
-          why = 'the job has no cls'
-        elseif rty and (#rty > 15 or not string.find(rty, '^%d+$')) then
-          why = 'rty is not a whole number'
-        elseif att and (#att > 15 or not string.find(att, '^%-?%d+$')) then
-          why = 'att is not a whole number'
-        elseif redis.call('HSTRLEN', job, 'arg') > maxarg then
-          why = 'arg is larger than ' .. maxarg .. ' bytes'
-        end
-        record(aid, id, q)
-        if why then
-          out[#out + 1] = {'inv', aid, id, q, why}
-        else
-          att = (tonumber(att) or 0) + 1
-          if rty then
-            redis.call('HSET', job, 'att', att)
-          else
-            rty = defrty
-            redis.call('HSET', job, 'att', att, 'rty', rty)
-          end
-          local arg = redis.call('HGET', job, 'arg') or ''
-          out[#out + 1] = {'ok', aid, id, q, cls, arg, att, tonumber(rty)}
-        end
-      end
+  if why then
+    out[#out + 1] = {'inv', aid, id, q, why}
+  else
+    local rty, att = h[2], (tonumber(h[3]) or 0) + 1
+    if rty then
+      redis.call('HSET', JP .. id, 'att', att)
+    else
+      rty = defrty
+      redis.call('HSET', JP .. id, 'att', att, 'rty', rty)
     end
+    out[#out + 1] = {'ok', aid, id, q, h[1], j[6], att, tonumber(rty)}
   end
 end
 for q, s in pairs(started) do

@@ -91,6 +91,8 @@ int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const c
                   int timeout_ms);
 void bg__conn_close(bg__conn *c);
 int bg__conn_ok(const bg__conn *c);
+/* Sets the socket's read and write timeout of an open connection. */
+void bg__conn_set_timeout(bg__conn *c, int timeout_ms);
 
 /* Runs a command given as argv/lens and returns its reply (free with freeReplyObject), or NULL
  * after an I/O error (the connection is closed, message in c->err). An error reply is

@@ -30,6 +30,12 @@ int bg__conn_ok(const bg__conn *c) {
     return c->rc != NULL;
 }
 
+void bg__conn_set_timeout(bg__conn *c, int timeout_ms) {
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    if (c->rc)
+        redisSetTimeout(c->rc, tv);
+}
+
 static int is_error(const redisReply *r) {
     return r && r->type == REDIS_REPLY_ERROR;
 }

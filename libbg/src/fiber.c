@@ -1,6 +1,8 @@
 /* fiber.c: one fiber's loop: claim jobs (several at once when many wait), run them, and record
  * their outcomes, each claim and each finish one round trip, the finish of one batch sent in
  * the same round trip as the next claim (docs/claim.md). */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,15 +47,17 @@ static void finish_record(bg__args *a, const char *attempt, const char *queue, c
 static void claim_args(bg__fiber *f, bg__args *a, int n) {
     const bg_worker *w = f->w;
     char rid[BG__RID_LEN + 1];
+    static const bg__key_kind prefixes[] = {BG__K_JOBS,  BG__K_ATTEMPTS,  BG__K_PROCESSING,
+                                            BG__K_READY, BG__K_COMPLETED, BG__K_FAILED,
+                                            BG__K_DEAD,  BG__K_SCHEDULED, BG__K_STATS};
     bg__fmt(rid, sizeof rid, "%s", f->conn.run_id);
-    bg__args_str(a, w->key_prefix[BG__K_JOBS]);
-    bg__args_str(a, w->key_prefix[BG__K_ATTEMPTS]);
-    bg__args_str(a, w->key_prefix[BG__K_PROCESSING]);
-    bg__args_str(a, w->key_prefix[BG__K_READY]);
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        bg__args_str(a, w->key_prefix[prefixes[i]]);
     bg__args_ll(a, f->conn.id);
     bg__args_str(a, rid);
     bg__args_ll(a, w->retries);
     bg__args_ll(a, BG__ARG_MAX);
+    bg__args_ll(a, BG__CLAIM_BYTES);
     bg__args_ll(a, (long long)w->nqueues);
     for (size_t i = 0; i < w->nqueues; i++)
         bg__args_str(a, w->queues[i]);
@@ -62,23 +66,65 @@ static void claim_args(bg__fiber *f, bg__args *a, int n) {
         bg__args_str(a, f->limbo[i]);
 }
 
-/* A claim whose reply was lost with the connection may have run: hand back whatever it took
- * (its attempt UUIDs are ours), so those jobs are not left for a watcher to fail. */
-static void settle_limbo(bg__fiber *f) {
-    bg__args a;
+/* A claim whose reply was lost (the connection dropped or timed out, or the script failed) may
+ * have run: hand back whatever it took, so those jobs are not left in processing for a watcher
+ * to fail. Its attempt UUIDs are ours: read which exist and their queue, then unclaim those,
+ * last first so the jobs keep their order at the head of their lists. Returns BG_OK once
+ * nothing is in limbo; otherwise the connection is closed and the fiber tries again after
+ * reconnecting. */
+static int settle_limbo(bg__fiber *f) {
+    bg__args a, fa;
+    int rc = BG_OK, found = 0;
+    char *queue[BG__PREFETCH_MAX] = {NULL};
     if (!f->nlimbo)
-        return;
+        return BG_OK;
+    if (!bg__conn_ok(&f->conn))
+        return BG_EIO;
     bg__args_init(&a);
-    bg__finish_args(&a, f->w->ns);
-    for (int i = 0; i < f->nlimbo; i++)
-        for (size_t q = 0; q < f->w->nqueues; q++)
-            finish_record(&a, f->limbo[i], f->w->queues[q], "unclaim", "", "", "", 0);
-    redisReply *r = bg__conn_eval(&f->conn, BG__LUA_FINISH, 0, a.argc, BG__ARGV(&a), a.lens);
-    if (r && r->type == REDIS_REPLY_ARRAY)
-        f->nlimbo = 0;
-    if (r)
-        freeReplyObject(r);
+    for (int i = 0; i < f->nlimbo; i++) {
+        const char *argv[3] = {"HGET", NULL, "que"};
+        bg__args_reset(&a);
+        bg__args_fmt(&a, "%s%s", f->w->key_prefix[BG__K_ATTEMPTS], f->limbo[i]);
+        argv[1] = a.argv[0];
+        bg__conn_append(&f->conn, 3, argv, NULL);
+    }
     bg__args_free(&a);
+    for (int i = 0; i < f->nlimbo; i++) {
+        redisReply *r = bg__conn_reply(&f->conn);
+        if (!r) {
+            rc = BG_EIO;
+            break;
+        }
+        if (r->type == REDIS_REPLY_STRING) {
+            queue[i] = bg__strndup(r->str, r->len);
+            found++;
+        }
+        freeReplyObject(r);
+    }
+    if (rc == BG_OK && found) {
+        bg__args_init(&fa);
+        bg__finish_args(&fa, f->w->ns);
+        for (int i = f->nlimbo - 1; i >= 0; i--)
+            if (queue[i])
+                finish_record(&fa, f->limbo[i], queue[i], "unclaim", "", "", "", 0);
+        redisReply *r = bg__conn_eval(&f->conn, BG__LUA_FINISH, 0, fa.argc, BG__ARGV(&fa), fa.lens);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            if (r)
+                bg__log(&f->w->log, BG_LOG_ERROR, BG__ROLE,
+                        "handing back the jobs of a lost claim failed: %s", r->str);
+            rc = BG_EIO;
+        }
+        if (r)
+            freeReplyObject(r);
+        bg__args_free(&fa);
+    }
+    for (int i = 0; i < f->nlimbo; i++)
+        free(queue[i]);
+    if (rc == BG_OK)
+        f->nlimbo = 0;
+    else
+        bg__conn_close(&f->conn);
+    return rc;
 }
 
 /* ---- connection ---- */
@@ -136,7 +182,7 @@ int bg__fiber_reconnect(bg__fiber *f) {
     if (main_id <= 0)
         return BG_EIO;
     fiber_name(f, main_id, name, sizeof name);
-    int rc = bg__worker_connect(f->w, &f->conn, name);
+    int rc = bg__worker_connect_fiber(f->w, &f->conn, name);
     if (rc != BG_OK) {
         bg__log(&f->w->log, BG_LOG_DEBUG, BG__ROLE, "fiber %d: %s", f->index, f->conn.err);
         return rc;
@@ -175,7 +221,7 @@ static int connect_loop(bg__fiber *f) {
         if (atomic_load(&f->w->cutoff))
             return BG_EIO;
         /* Stopping with nothing to record or hand back: no reason to wait for Redis. */
-        if (want_exit(f->w) && f->npending == 0 && f->pos >= f->nbatch)
+        if (want_exit(f->w) && f->npending == 0 && f->pos >= f->nbatch && f->nlimbo == 0)
             return BG_EIO;
         pthread_mutex_unlock(&f->conn_mu);
         bg__sleep_ms(delay);
@@ -187,11 +233,45 @@ static int connect_loop(bg__fiber *f) {
 
 /* ---- claim and finish ---- */
 
+/* Logs a finding about bad data in Redis at warning, at most once a minute per key. */
+static void finding(bg__fiber *f, const char *key, size_t keylen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void finding(bg__fiber *f, const char *key, size_t keylen, const char *fmt, ...) {
+    char line[1024];
+    unsigned long more = 0;
+    va_list ap;
+    if (!bg__ratelimit_allow(&f->w->findings, key, keylen, &more))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (more)
+        bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE, "%s (and %lu more times since last said)", line,
+                more);
+    else
+        bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE, "%s", line);
+}
+
+/* Takes one entry of claim.lua's reply (see its header) into the batch, or logs it. */
 static void take_entry(bg__fiber *f, const redisReply *e) {
     const char *kind = e->element[0]->str;
-    if (strcmp(kind, "drop") == 0 && e->elements >= 4) {
-        bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE, "dropped '%.100s' from ready list '%s': %s",
-                e->element[1]->str, e->element[2]->str, e->element[3]->str);
+    if (strcmp(kind, "badkey") == 0) {
+        const redisReply *k = e->element[1], *what = e->element[2];
+        finding(f, k->str, k->len, "key '%s' %s: its queue is skipped until it is repaired", k->str,
+                what->str);
+        return;
+    }
+    if (strcmp(kind, "drop") == 0 && e->elements >= 5) {
+        /* One line per list and reason a minute: a flood of junk cannot flood the log. */
+        char rkey[512], shown[101];
+        const redisReply *q = e->element[2], *why = e->element[3];
+        int n = snprintf(rkey, sizeof rkey, "drop:%s:%s", q->str, why->str);
+        bg__utf8_cut(e->element[1]->str, strnlen(e->element[1]->str, e->element[1]->len), 100,
+                     shown);
+        finding(f, rkey, n > 0 && (size_t)n < sizeof rkey ? (size_t)n : sizeof rkey - 1,
+                "dropped '%s'%s (%lld bytes) from ready list '%s': %s", shown,
+                e->element[4]->integer > (long long)strlen(shown) ? "..." : "",
+                e->element[4]->integer, q->str, why->str);
         return;
     }
     if (f->nbatch >= BG__PREFETCH_MAX)
@@ -216,6 +296,30 @@ static void take_entry(bg__fiber *f, const redisReply *e) {
     f->nbatch++;
 }
 
+/* Whether e is an entry of claim.lua's reply as its header gives them: a kind, then strings,
+ * the drop's last element an integer. Anything else is ignored. */
+static int well_formed(const redisReply *e) {
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+        e->element[0]->type != REDIS_REPLY_STRING)
+        return 0;
+    const char *kind = e->element[0]->str;
+    size_t strings = strcmp(kind, "badkey") == 0 ? 3
+                     : strcmp(kind, "drop") == 0 ? 4
+                     : strcmp(kind, "inv") == 0  ? 5
+                     : strcmp(kind, "ok") == 0   ? 6
+                                                 : 0;
+    if (!strings || e->elements < strings)
+        return 0;
+    for (size_t i = 1; i < strings; i++)
+        if (e->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    if (strcmp(kind, "drop") == 0)
+        return e->elements >= 5 && e->element[4]->type == REDIS_REPLY_INTEGER;
+    if (strcmp(kind, "ok") == 0)
+        return e->elements >= 8 && e->element[6]->type == REDIS_REPLY_INTEGER;
+    return 1;
+}
+
 /* Handles finish.lua's reply: drops pending results that were recorded, warns about those whose
  * attempt was no longer processing. */
 static void finished(bg__fiber *f, redisReply *r) {
@@ -234,6 +338,9 @@ static int round_trip(bg__fiber *f, int claim) {
     bg__args fa, ca;
     int taken = 0, nfinish = f->npending, ok = 1;
     if (connect_loop(f) != BG_OK)
+        return -1;
+    /* A lost claim's jobs go back before anything else is sent. */
+    if (settle_limbo(f) != BG_OK)
         return -1;
     bg__fiber_rename(f);
     bg__args_init(&fa);
@@ -270,18 +377,19 @@ static int round_trip(bg__fiber *f, int claim) {
         redisReply *r =
             bg__conn_eval_reply(&f->conn, BG__LUA_CLAIM, 0, ca.argc, BG__ARGV(&ca), ca.lens);
         if (r && r->type == REDIS_REPLY_ERROR) {
+            /* claim.lua checks before it writes, so an error should mean nothing was taken;
+             * whatever was is handed back from limbo after reconnecting. */
             bg__log(&f->w->log, BG_LOG_ERROR, BG__ROLE, "claiming jobs failed: %s", r->str);
-            f->nlimbo = 0;
             ok = 0;
         } else if (r) {
             f->nlimbo = 0;
             for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
                 const redisReply *e = r->element[i];
-                if (e->type == REDIS_REPLY_ARRAY && e->elements >= 4 &&
-                    e->element[0]->type == REDIS_REPLY_STRING) {
-                    take_entry(f, e);
+                if (!well_formed(e))
+                    continue;
+                take_entry(f, e);
+                if (strcmp(e->element[0]->str, "badkey") != 0)
                     taken++;
-                }
             }
         }
         if (r)
@@ -393,11 +501,19 @@ static double run_one(bg__fiber *f) {
     return took;
 }
 
-/* Flushes outcomes until they are recorded or the worker gives up on Redis. */
+/* Flushes outcomes, and hands back a lost claim's jobs, until done or the worker gives up on
+ * Redis (a second signal, or the shutdown timeout). */
 static void flush(bg__fiber *f) {
-    while (f->npending && !atomic_load(&f->w->req_halt))
-        if (round_trip(f, 0) < 0 && atomic_load(&f->w->cutoff))
+    while ((f->npending || f->nlimbo) && !atomic_load(&f->w->req_halt)) {
+        int before = f->npending + f->nlimbo;
+        if (round_trip(f, 0) >= 0 && f->npending + f->nlimbo < before)
+            continue;
+        if (atomic_load(&f->w->cutoff))
             break;
+        pthread_mutex_unlock(&f->conn_mu);
+        bg__sleep_ms(50);
+        pthread_mutex_lock(&f->conn_mu);
+    }
 }
 
 void *bg__fiber_main(void *arg) {
@@ -437,6 +553,8 @@ void *bg__fiber_main(void *arg) {
         f->pos = f->nbatch = 0;
         int got = round_trip(f, want);
         if (got < 0) {
+            /* After a failed claim (an error, a lost reply) the next asks for one job. */
+            f->prefetch = 1;
             pthread_mutex_unlock(&f->conn_mu);
             bg__sleep_ms(50);
             pthread_mutex_lock(&f->conn_mu);

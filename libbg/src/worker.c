@@ -13,6 +13,8 @@
 #define TICK_MS 20
 #define CONNECT_TIMEOUT_MS 3000
 #define KILL_GRACE_MS (5000 + 1500) /* exec.c's TERM-to-KILL delay, and a margin */
+/* A fiber waits for a reply as long as Redis may take to build a claim of one largest job. */
+#define FIBER_TIMEOUT_MS (CONNECT_TIMEOUT_MS + (int)(1000.0 * BG__ARG_MAX / BG__CLAIM_SLOW_RATE))
 
 void bg_worker_options_init(bg_worker_options *o) {
     memset(o, 0, sizeof *o);
@@ -54,6 +56,7 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     bg_worker *w = calloc(1, sizeof *w);
     if (!w)
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
+    bg__ratelimit_init(&w->findings, BG__RATELIMIT_MS);
     int rc = bg__url_parse(url, &w->url, errbuf, errlen);
     if (rc != BG_OK) {
         bg_worker_free(w);
@@ -162,6 +165,13 @@ void bg__worker_wake(bg_worker *w) {
 
 int bg__worker_connect(bg_worker *w, bg__conn *c, const char *name) {
     return bg__conn_open(c, &w->url, w->url_masked, name, CONNECT_TIMEOUT_MS);
+}
+
+int bg__worker_connect_fiber(bg_worker *w, bg__conn *c, const char *name) {
+    int rc = bg__worker_connect(w, c, name);
+    if (rc == BG_OK)
+        bg__conn_set_timeout(c, FIBER_TIMEOUT_MS);
+    return rc;
 }
 
 /* ---- the main connection ---- */
@@ -478,5 +488,6 @@ void bg_worker_free(bg_worker *w) {
     bg__url_clear(&w->url);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    bg__ratelimit_destroy(&w->findings);
     free(w);
 }

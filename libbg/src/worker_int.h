@@ -12,8 +12,17 @@
 #define BG__MSG_MAX 1024        /* an attempt's msg, at most, in bytes */
 #define BG__ARG_MAX (64u << 20) /* the largest arg a worker takes; larger: InvalidJob */
 #define BG__PREFETCH_MAX 32     /* jobs a fiber claims at once, at most */
+#define BG__JOB_ID_MAX 38       /* a ready entry taken as a job ID: a UUID, or one in braces */
 #define BG__RID_LEN 12          /* the prefix of the server's run_id kept in rid */
 #define BG__ROLE "worker"
+
+/* The byte budget of a claim: no job joins a batch whose args would pass it (the first always
+ * does), so one claim's time inside Redis stays bounded; a job over it is claimed alone. */
+#define BG__CLAIM_BYTES (1u << 20)
+/* The slowest rate, in bytes a second, at which Redis is taken to build a claim's reply (one
+ * 64 MiB arg took about a second on a loaded 2-core machine). A fiber's socket timeout leaves
+ * a claim of one job with the largest arg this long, so such a claim never times out. */
+#define BG__CLAIM_SLOW_RATE (8u << 20)
 
 /* ---- registry.c ---- */
 
@@ -88,12 +97,13 @@ struct bg_worker {
     unsigned long long gen; /* bumped on every ready-list change Redis reports */
 
     bg__fiber *fibers;
+    bg__ratelimit findings; /* bad keys and junk met in Redis, logged once a minute each */
 };
 
 /* A job a fiber claimed. */
 typedef struct {
     char attempt[BG_UUID_LEN + 1];
-    char job[BG_UUID_LEN + 1];
+    char job[BG__JOB_ID_MAX + 1]; /* as its ready list gave it */
     char queue[129];
     char *cls;
     char *arg;
@@ -171,6 +181,9 @@ void bg__worker_wake(bg_worker *w);
 
 /* Opens a connection for this worker with the given client name. */
 int bg__worker_connect(bg_worker *w, bg__conn *c, const char *name);
+/* Opens a fiber's connection: as bg__worker_connect(), with a socket timeout that a claim of
+ * one job with the largest arg (BG__ARG_MAX) never reaches. */
+int bg__worker_connect_fiber(bg_worker *w, bg__conn *c, const char *name);
 
 /* ---- dispatch.c ---- */
 
