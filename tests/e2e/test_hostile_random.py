@@ -52,6 +52,7 @@ class Generator:
         self.planted = set()  # hostile keys to DEL at the end
         self.bad_jobs = []  # UUIDs whose job key is of the wrong type: each must end dead
         self.hostile = 0
+        self.failing = 0  # real jobs that fail, each worth a log line of its own
         self.live_fiber = None
         self.run_id = r.info("server")["run_id"]
 
@@ -83,6 +84,7 @@ class Generator:
             p.zadd(key(NS, "scheduled", q), {jid: server_ms(self.r) + delay_ms})
         p.execute()
         self.kind[jid] = ends
+        self.failing += ends != "ok"
         return jid
 
     def real_job(self):
@@ -170,6 +172,7 @@ class Generator:
                 self.raw.hset(key(NS, "jobs", ident=jid), mapping=fields)
                 self.raw.rpush(key(NS, "ready", q), jid)
                 self.kind[jid] = "dead"  # InvalidJob, buried at once
+                self.failing += 1
         elif x < 0.80:
             if not self.broken("ready", q):
                 junk = self.rng.choice(("not-a-uuid", "", b"\x00\xff", self.uuid(),
@@ -211,6 +214,7 @@ class Generator:
                                "rid": rid})
         self.r.sadd(key(NS, "processing", q), aid)
         self.kind[jid] = "foreign"
+        self.failing += 1
 
     def repair_one(self):
         if self.planted:
@@ -243,7 +247,8 @@ def test_hostile_writes_interleaved_with_real_jobs_lose_nothing(rs, spawn):
     allows (completed; dead; scheduled or dead for retries; scheduled or completed for a job
     whose foreign attempt the watcher failed); every job key of the wrong type is dead; no
     ready entry, no processing member and no held finish is left; no program exited; each log
-    stayed within a few lines per hostile write, and is quiet once the data is repaired."""
+    stayed within a few lines per hostile write or failing job, and no program warns once the
+    data is repaired."""
     print(f"seed {SEED} (replay with BG_HOSTILE_SEED={SEED}), {SECONDS:g} s")
     rng = random.Random(SEED)
     r = rs.client(encoding_errors="replace")
@@ -313,15 +318,18 @@ def _run(gen, spawn, rs, r):
     for name, p in progs.items():
         assert p.proc.poll() is None, f"{name} exited with {p.proc.returncode}:\n{_tail(p)}"
         n = len(p.log().splitlines())
-        bound = 100 + 3 * gen.hostile
-        assert n <= bound, f"{name} wrote {n} log lines for {gen.hostile} hostile writes " \
-            f"(at most {bound}):\n{_tail(p)}"
-    # Once repaired, quiet: no program goes on reporting data that is gone.
+        bound = 100 + 3 * (gen.hostile + gen.failing)
+        assert n <= bound, f"{name} wrote {n} log lines for {gen.hostile} hostile writes and " \
+            f"{gen.failing} failing jobs (at most {bound}):\n{_tail(p)}"
+    # Once repaired, quiet: no program goes on warning about data that is gone (retries that
+    # come due may still fail, at info level).
     before = {name: len(p.log().splitlines()) for name, p in progs.items()}
     time.sleep(1.0)
     for name, p in progs.items():
-        n = len(p.log().splitlines()) - before[name]
-        assert n <= 5, f"{name} wrote {n} lines in the second after the repair:\n{_tail(p)}"
+        new = p.log().splitlines()[before[name]:]
+        loud = [line for line in new if line[25:27] in ("W ", "E ")]
+        assert len(loud) <= 2, f"{name} warned {len(loud)} times in the second after the " \
+            f"repair:\n" + "\n".join(line[:300] for line in loud)
 
 
 def _tail(p, n=20):
