@@ -115,43 +115,38 @@ for qi = 16, 15 + nq do
       end
       for _, id in ipairs(ids) do
         local key = JP .. id
-        local h
+        local size
         looked = looked + 1
         if string.find(id, plain) or string.find(id, braced) then
-          h = redis.pcall('HMGET', key, 'cls', 'rty', 'att', 'itr')
+          -- One read gives the arg's size and tells a job key of the wrong type (an error
+          -- value under pcall, not the end of the script).
+          size = redis.pcall('HSTRLEN', key, 'arg')
         end
-        if not h then
+        if not size then
           used = used + 1
           bytes = bytes + #id
           out[#out + 1] = {'drop', string.sub(id, 1, 100), q, 'not a job UUID', #id}
-        elseif h.err then
+        elseif type(size) == 'table' then
           used = used + 1
-          local jt = redis.call('TYPE', key).ok
-          taken[#taken + 1] = {ARGV[first + n], id, q, nil, key .. ' is a ' .. jt .. ', not a hash'}
+          local why = key .. ' is a ' .. redis.call('TYPE', key).ok .. ', not a hash'
+          taken[#taken + 1] = {ARGV[first + n], id, q, nil, why}
           n = n + 1
-        elseif not (h[1] or h[2] or h[3] or h[4]) and redis.call('EXISTS', key) == 0 then
+        elseif size > maxarg then
           used = used + 1
-          out[#out + 1] = {'drop', id, q, 'no job hash', #id}
+          local why = 'arg is larger than ' .. maxarg .. ' bytes'
+          taken[#taken + 1] = {ARGV[first + n], id, q, nil, why}
+          n = n + 1
+        elseif n > 0 and bytes + size > budget then
+          full = true
         else
-          local why = invalid(h)
-          local size = 0
-          if not why then
-            size = redis.call('HSTRLEN', key, 'arg')
-            if size > maxarg then
-              why = 'arg is larger than ' .. maxarg .. ' bytes'
-              size = 0
-            end
-          end
-          if n > 0 and bytes + size > budget then
-            full = true
+          local h = redis.call('HMGET', key, 'cls', 'rty', 'att', 'itr', 'arg')
+          used = used + 1
+          if size == 0 and not (h[1] or h[2] or h[3] or h[4] or h[5]) and
+              redis.call('EXISTS', key) == 0 then
+            out[#out + 1] = {'drop', id, q, 'no job hash', #id}
           else
-            used = used + 1
             bytes = bytes + size
-            local arg
-            if not why then
-              arg = redis.call('HGET', key, 'arg') or ''
-            end
-            taken[#taken + 1] = {ARGV[first + n], id, q, h, why, arg}
+            taken[#taken + 1] = {ARGV[first + n], id, q, h, invalid(h), h[5] or ''}
             n = n + 1
           end
         end
@@ -170,7 +165,7 @@ end
 -- ---- writes: each on a key whose type was checked above, or on a fresh attempt UUID ----
 
 for _, p in ipairs(pops) do
-  redis.call('LPOP', p[1], p[2])
+  redis.call('LTRIM', p[1], p[2], -1) -- pops what was peeked, without sending it back
 end
 local started = {} -- attempt UUIDs per queue, added to the processing sets in one SADD each
 for _, j in ipairs(taken) do

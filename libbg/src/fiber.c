@@ -66,6 +66,27 @@ static void claim_args(bg__fiber *f, bg__args *a, int n) {
         bg__args_str(a, f->limbo[i]);
 }
 
+/* Logs a finding (bad data in Redis, a script that keeps failing) at most once a minute per
+ * key, so that whatever rate it is met at, the log stays bounded. */
+static void finding(bg__fiber *f, bg_log_level level, const char *key, size_t keylen,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void finding(bg__fiber *f, bg_log_level level, const char *key, size_t keylen,
+                    const char *fmt, ...) {
+    char line[1024];
+    unsigned long more = 0;
+    va_list ap;
+    if (!bg__log_enabled(&f->w->log, level) ||
+        !bg__ratelimit_allow(&f->w->findings, key, keylen, &more))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (more)
+        bg__log(&f->w->log, level, BG__ROLE, "%s (and %lu more times since last said)", line, more);
+    else
+        bg__log(&f->w->log, level, BG__ROLE, "%s", line);
+}
+
 /* A claim whose reply was lost (the connection dropped or timed out, or the script failed) may
  * have run: hand back whatever it took, so those jobs are not left in processing for a watcher
  * to fail. Its attempt UUIDs are ours: read which exist and their queue, then unclaim those,
@@ -96,7 +117,8 @@ static int settle_limbo(bg__fiber *f) {
             break;
         }
         if (r->type == REDIS_REPLY_STRING) {
-            queue[i] = bg__strndup(r->str, r->len);
+            if (!(queue[i] = bg__strndup(r->str, r->len)))
+                rc = BG_ENOMEM;
             found++;
         }
         freeReplyObject(r);
@@ -110,7 +132,7 @@ static int settle_limbo(bg__fiber *f) {
         redisReply *r = bg__conn_eval(&f->conn, BG__LUA_FINISH, 0, fa.argc, BG__ARGV(&fa), fa.lens);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             if (r)
-                bg__log(&f->w->log, BG_LOG_ERROR, BG__ROLE,
+                finding(f, BG_LOG_ERROR, "unclaim-error", 13,
                         "handing back the jobs of a lost claim failed: %s", r->str);
             rc = BG_EIO;
         }
@@ -233,32 +255,13 @@ static int connect_loop(bg__fiber *f) {
 
 /* ---- claim and finish ---- */
 
-/* Logs a finding about bad data in Redis at warning, at most once a minute per key. */
-static void finding(bg__fiber *f, const char *key, size_t keylen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void finding(bg__fiber *f, const char *key, size_t keylen, const char *fmt, ...) {
-    char line[1024];
-    unsigned long more = 0;
-    va_list ap;
-    if (!bg__ratelimit_allow(&f->w->findings, key, keylen, &more))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (more)
-        bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE, "%s (and %lu more times since last said)", line,
-                more);
-    else
-        bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE, "%s", line);
-}
-
 /* Takes one entry of claim.lua's reply (see its header) into the batch, or logs it. */
 static void take_entry(bg__fiber *f, const redisReply *e) {
     const char *kind = e->element[0]->str;
     if (strcmp(kind, "badkey") == 0) {
         const redisReply *k = e->element[1], *what = e->element[2];
-        finding(f, k->str, k->len, "key '%s' %s: its queue is skipped until it is repaired", k->str,
-                what->str);
+        finding(f, BG_LOG_WARN, k->str, k->len,
+                "key '%s' %s: its queue is skipped until it is repaired", k->str, what->str);
         return;
     }
     if (strcmp(kind, "drop") == 0 && e->elements >= 5) {
@@ -266,9 +269,13 @@ static void take_entry(bg__fiber *f, const redisReply *e) {
         char rkey[512], shown[101];
         const redisReply *q = e->element[2], *why = e->element[3];
         int n = snprintf(rkey, sizeof rkey, "drop:%s:%s", q->str, why->str);
-        bg__utf8_cut(e->element[1]->str, strnlen(e->element[1]->str, e->element[1]->len), 100,
-                     shown);
-        finding(f, rkey, n > 0 && (size_t)n < sizeof rkey ? (size_t)n : sizeof rkey - 1,
+        size_t len = bg__utf8_cut(e->element[1]->str,
+                                  strnlen(e->element[1]->str, e->element[1]->len), 100, shown);
+        for (size_t i = 0; i < len; i++) /* junk with a newline must not forge a log line */
+            if ((unsigned char)shown[i] < 0x20 || shown[i] == 0x7f)
+                shown[i] = '?';
+        finding(f, BG_LOG_WARN, rkey,
+                n > 0 && (size_t)n < sizeof rkey ? (size_t)n : sizeof rkey - 1,
                 "dropped '%s'%s (%lld bytes) from ready list '%s': %s", shown,
                 e->element[4]->integer > (long long)strlen(shown) ? "..." : "",
                 e->element[4]->integer, q->str, why->str);
@@ -365,7 +372,7 @@ static int round_trip(bg__fiber *f, int claim) {
         if (!r) {
             ok = 0;
         } else if (r->type == REDIS_REPLY_ERROR) {
-            bg__log(&f->w->log, BG_LOG_ERROR, BG__ROLE, "recording outcomes failed: %s", r->str);
+            finding(f, BG_LOG_ERROR, "finish-error", 12, "recording outcomes failed: %s", r->str);
             ok = 0;
         } else {
             finished(f, r);
@@ -379,7 +386,7 @@ static int round_trip(bg__fiber *f, int claim) {
         if (r && r->type == REDIS_REPLY_ERROR) {
             /* claim.lua checks before it writes, so an error should mean nothing was taken;
              * whatever was is handed back from limbo after reconnecting. */
-            bg__log(&f->w->log, BG_LOG_ERROR, BG__ROLE, "claiming jobs failed: %s", r->str);
+            finding(f, BG_LOG_ERROR, "claim-error", 11, "claiming jobs failed: %s", r->str);
             ok = 0;
         } else if (r) {
             f->nlimbo = 0;
