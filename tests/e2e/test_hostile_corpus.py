@@ -537,6 +537,42 @@ def test_a_job_field_bg_never_writes(case, field, name, value, expect):
     c.done()
 
 
+BEHIND = [("att", b"\xff\xfe1"), ("att", "abc"), ("att", "-5"), ("rty", "abc"), ("itr", "abc"),
+          ("cls", None)]
+
+
+@pytest.mark.parametrize("field,value", BEHIND,
+                         ids=["att-nonutf8", "att-abc", "att-negative", "rty-abc", "itr-abc",
+                              "cls-missing"])
+def test_an_invalid_job_claimed_behind_a_slow_one_stays_invalid(case, field, value):
+    """Invalid jobs (a field as in the case above) claimed in one batch behind a slow job
+    (-c 1; 60 fast jobs grow the batch first): however the worker deals with the jobs behind a
+    slow one (run them, or hand them back to ready), each invalid job fails with InvalidJob and
+    is dead, its bad field as the producer wrote it; it never runs."""
+    c = case
+    c.start(c=1)
+    jobs = c.jobs(60, "b") + c.jobs(1, "b", cls="bg.sleep", arg='{"ms":200}')
+    fields = {"que": "b", "cls": "bg.noop", "arg": "{}", "qat": 0}
+    if value is None:
+        del fields[field]
+    else:
+        fields[field] = value
+    bad = [str(uuid.uuid4()) for _ in range(3)]  # three, so that the batch surely holds one
+    for jid in bad:
+        c.raw.hset(key(c.ns, "jobs", ident=jid), mapping=fields)
+        c.r.rpush(key(c.ns, "ready", "b"), jid)
+    c.real += bad
+    c.wait_in(jobs + c.jobs(60, "b"), "completed")
+    c.wait_in(bad, "dead")
+    for jid in bad:
+        atts = [a for a in c.attempts_of(jid) if "err" in a]
+        assert len(atts) == 1 and atts[0]["err"] == "InvalidJob", (c.attempts_of(jid), c.logs())
+        if value is not None:
+            assert c.raw.hget(key(c.ns, "jobs", ident=jid), field) == \
+                (value if isinstance(value, bytes) else value.encode())
+    c.done()
+
+
 # ---- job IDs as other languages write them ----
 
 @pytest.mark.parametrize("form", list(uuid_forms()))

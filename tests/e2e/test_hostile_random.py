@@ -49,6 +49,7 @@ class Generator:
     def __init__(self, rng, r, raw, rs):
         self.rng, self.r, self.raw, self.rs = rng, r, raw, rs
         self.kind = {}  # real job UUID as written -> a key of ENDS
+        self.how = {}  # real job UUID -> how the generator made it, for failure messages
         self.planted = set()  # hostile keys to DEL at the end
         self.bad_jobs = []  # UUIDs whose job key is of the wrong type: each must end dead
         self.hostile = 0
@@ -84,6 +85,8 @@ class Generator:
             p.zadd(key(NS, "scheduled", q), {jid: server_ms(self.r) + delay_ms})
         p.execute()
         self.kind[jid] = ends
+        self.how[jid] = f"enqueue {ends} on {q}{' in %d ms' % delay_ms if delay_ms else ''} " \
+            f"{ {k: (v[:20] if isinstance(v, (str, bytes)) else v) for k, v in fields.items()} }"
         self.failing += ends != "ok"
         return jid
 
@@ -124,6 +127,7 @@ class Generator:
             assert len(p.stderr.strip().splitlines()) == 1, p.stderr
         elif p.returncode == 0:
             self.kind[p.stdout.strip()] = "ok"
+            self.how[p.stdout.strip()] = f"bg-cli enqueue on {q}"
         else:
             assert self.broken("queues", q), f"bg-cli enqueue failed: {p.stderr}"
 
@@ -172,6 +176,7 @@ class Generator:
                 self.raw.hset(key(NS, "jobs", ident=jid), mapping=fields)
                 self.raw.rpush(key(NS, "ready", q), jid)
                 self.kind[jid] = "dead"  # InvalidJob, buried at once
+                self.how[jid] = f"invalid {field}={value[:20] if value else value!r} on {q}"
                 self.failing += 1
         elif x < 0.80:
             if not self.broken("ready", q):
@@ -214,6 +219,7 @@ class Generator:
                                "rid": rid})
         self.r.sadd(key(NS, "processing", q), aid)
         self.kind[jid] = "foreign"
+        self.how[jid] = f"foreign attempt on {q}, wrk {wrk[:20]!r}, rid {rid[:20]!r}"
         self.failing += 1
 
     def repair_one(self):
@@ -310,7 +316,8 @@ def _run(gen, spawn, rs, r):
     found = places(r, real, QUEUES, NS)
     wrong = {j: (gen.kind[j], p) for j, p in found.items() if p[0] not in ENDS[gen.kind[j]]}
     assert not wrong, f"{len(wrong)} jobs ended in the wrong place, e.g. " \
-        f"{list(wrong.items())[:5]}\n{_logs(progs)}"
+        f"{list(wrong.items())[:5]}; the first, made by {gen.how.get(list(wrong)[0])}: " \
+        f"{_show(r, list(wrong)[0])}\n{_logs(progs)}"
     found = places(r, gen.bad_jobs, QUEUES, NS)
     notdead = {j: p for j, p in found.items() if p != ["dead"]}
     assert not notdead, f"job keys of the wrong type not dead: {list(notdead.items())[:5]}"
@@ -338,6 +345,18 @@ def _tail(p, n=20):
 
 def _logs(progs):
     return "\n".join(f"--- {name}:\n{_tail(p)}" for name, p in progs.items())
+
+
+def _show(r, jid):
+    """A job's hash and its attempts, cut short: what a failure message needs."""
+    h = r.hgetall(key(NS, "jobs", ident=jid)) if r.type(key(NS, "jobs", ident=jid)) == "hash" \
+        else r.type(key(NS, "jobs", ident=jid))
+    atts = []
+    for k in r.scan_iter(f"{NS}:attempts:*", count=1000):
+        if r.type(k) == "hash" and r.hget(k, "job") == jid:
+            atts.append(r.hgetall(k))
+    cut = {k: v[:60] for k, v in h.items()} if isinstance(h, dict) else h
+    return f"job {cut}, attempts {atts}"
 
 
 def _where(r, real):
