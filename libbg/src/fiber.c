@@ -411,7 +411,9 @@ static int round_trip(bg__fiber *f, int claim) {
 }
 
 /* Queues the hand-back of batch[first..] (jobs not started) as 'unclaim' outcomes: attempt
- * deleted, job at the head of its ready list, att down by one (SPEC §6). */
+ * deleted, job at the head of its ready list, att down by one (SPEC §6). A job that cannot run
+ * is failed as it would be when its turn came, rather than put back for another claim to find
+ * the same fault (and a job key that is not a hash has nothing to put back). */
 static void unclaim_from(bg__fiber *f, int first) {
     /* finish.lua LPUSHes one by one: queue the outcomes last-first so the jobs keep their
      * order at the head of the list. */
@@ -422,6 +424,12 @@ static void unclaim_from(bg__fiber *f, int first) {
             bg__fmt(p->attempt, sizeof p->attempt, "%s", f->batch[i].attempt);
             bg__fmt(p->queue, sizeof p->queue, "%s", f->batch[i].queue);
             p->outcome = "unclaim";
+            if (f->batch[i].invalid) {
+                p->outcome = "dead";
+                bg__fmt(p->err, sizeof p->err, "InvalidJob");
+                bg__fmt(p->msg, sizeof p->msg, "%s", f->batch[i].invalid);
+                bg__fmt(p->time, sizeof p->time, "0.000");
+            }
         }
         free_claimed(&f->batch[i]);
     }

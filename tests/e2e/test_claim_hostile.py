@@ -76,6 +76,27 @@ def test_a_job_key_of_the_wrong_type_inside_a_batch_loses_no_neighbour(rs, r, sp
     assert w.proc.poll() is None
 
 
+def test_a_wrong_type_job_claimed_behind_a_slow_job_is_failed_not_lost(rs, r, spawn):
+    """A slow job sends the jobs claimed behind it back to ready; one whose key is not a hash
+    cannot go back (there is no job to put back): it is failed as its turn would have."""
+    before = new_jobs(r, 63)  # batches of 1, 2, 4, 8, 16, 32: the next batch starts with...
+    slow = new_jobs(r, 1, cls="bg.sleep", arg='{"ms":100}')  # ...the slow job,
+    bad = [str(uuid.uuid4()) for _ in range(8)]  # then these, claimed behind it
+    for j in bad:
+        r.set(f"bg:jobs:{j}", "x")
+    r.rpush("bg:ready:default", *bad)
+    after = new_jobs(r, 20)
+    worker(spawn, rs, "-c", "1")
+    wait_for(lambda: completed(r, before + slow + after), timeout=20, what="the jobs to complete")
+    wait_for(lambda: processing_empty(r, ["default"]), what="processing to empty")
+    assert check(r, before + slow + after, ["default"]) == {"completed": 84}
+    for j in bad:
+        [a] = attempts_of(r, j)
+        assert a["err"] == "InvalidJob" and "not a hash" in a["msg"], a
+        assert r.zscore("bg:failed:default", a["id"]) is not None
+    assert set(attempts(r)) == recorded(r, ["default"]), "orphan attempt hashes"
+
+
 @pytest.mark.xfail(strict=True, reason="finish.lua buries a job whose key is not a hash "
                    "(design point 4); lands with the finish side of issue 6")
 def test_a_job_key_of_the_wrong_type_is_buried_dead(rs, r, spawn):
@@ -289,10 +310,11 @@ def test_large_args_are_claimed_one_at_a_time_without_blocking_redis(rs, r, spaw
     stas = [attempts_of(r, j)[0]["sta"] for j in bigs]
     assert len(set(stas)) == len(bigs), stas
     print(f"slowest claims {sorted(slow)[-3:]} s, slowest PING {max(lat):.3f} s")
-    # One 16 MB claim takes about 0.2 s inside Redis here; the bound leaves room for a loaded
-    # machine, and catches a claim of many big jobs (one of 32 took 4 to 7 s).
-    assert max(slow, default=0) < 3, f"a claim ran {max(slow):.3f} s inside Redis"
-    assert max(lat) < 3, f"a PING waited {max(lat):.3f} s (slowest claims {sorted(slow)[-3:]})"
+    # One 16 MB claim takes 0.2 to 0.6 s inside Redis here, but a starved redis-server on a
+    # loaded machine was seen to take 3 s: the bound is loose, and the check above (one big job
+    # per claim) is what holds the claim to its budget.
+    assert max(slow, default=0) < 6, f"a claim ran {max(slow):.3f} s inside Redis"
+    assert max(lat) < 6, f"a PING waited {max(lat):.3f} s (slowest claims {sorted(slow)[-3:]})"
     # Nothing was claimed twice: one attempt per job.
     assert len(attempts(r)) == 46
     assert w.proc.poll() is None
