@@ -133,6 +133,15 @@ class Case:
             assert cond(), f"{what} stopped holding\n{self.logs()}"
             time.sleep(0.02)
 
+    def wait_log(self, name, text, timeout=5):
+        """Waits until program name has logged a line containing text."""
+        try:
+            wait_for(lambda: self.mentions(name, text), timeout, what=f"{name} to report {text}")
+        except AssertionError as e:
+            where = {j: p for j, p in self.places().items() if p != ["completed"]}
+            raise AssertionError(f"{e}; real jobs not completed: {list(where.items())[:5]}\n"
+                                 f"{self.logs()}") from None
+
     def attempts_of(self, jid):
         out = []
         for k in self.r.scan_iter(f"{self.ns}:attempts:*", count=1000):
@@ -219,7 +228,7 @@ def test_a_queue_key_of_the_wrong_type_skips_the_queue_until_repaired(case, kind
     else:
         b, place = c.jobs(20, "b"), "ready"
     c.wait_in(c.jobs(10, "a") + c.jobs(10, "c"), "completed")
-    wait_for(lambda: c.mentions("worker", k), 5, what=f"the worker to report {k}")
+    c.wait_log("worker", k)
 
     def untouched():
         if kind != "ready" and c.r.lrange(key(c.ns, "ready", "b"), 0, -1) != b:
@@ -266,7 +275,7 @@ def test_stats_counters_that_are_not_whole_numbers(case, field, value, expect):
         c.done(allow=("completed",))
         assert c.stats("b") == {"completed": 15}
         return
-    wait_for(lambda: c.mentions("worker", k), 5, what=f"the worker to report {k}")
+    c.wait_log("worker", k)
     held = ("ready",) if expect == "skip" else ("ready", "processing")
     c.hold(lambda: all(len(p) == 1 and p[0] in held for p in c.places(b).values()), 0.3,
            f"b's jobs held in {held}")
@@ -711,7 +720,7 @@ def test_a_key_that_breaks_while_its_job_runs_holds_the_finish(case, kind, outco
         k = key(c.ns, kind, "b")
         assert plant(c.r, k, "string")
     c.wait_in(c.jobs(10, "a") + c.jobs(10, "c"), "completed")
-    wait_for(lambda: c.mentions("worker", k), 5, what=f"the worker to report {k}")
+    c.wait_log("worker", k)
     c.hold(lambda: c.places([jid])[jid] == ["processing"], 0.3, "the held attempt in processing")
     (a,) = c.attempts_of(jid)
     assert "fin" not in a and "err" not in a, f"the held finish wrote its attempt: {a}"
@@ -751,7 +760,7 @@ def test_a_vanished_workers_attempt_waits_for_the_repair(case, kind, rty, ends):
     victim.signal(signal.SIGKILL)
     victim.wait()
     del c.progs["victim"]
-    wait_for(lambda: c.mentions("watcher", k), 5, what=f"the watcher to report {k}")
+    c.wait_log("watcher", k)
     c.hold(lambda: c.places([jid])[jid] == ["processing"], 0.5, "the attempt in processing")
     assert c.mentions("watcher", k) == 1, "\n".join(c.lines("watcher"))
     c.wait_in(c.jobs(10, "a") + c.jobs(10, "b"), "completed")
