@@ -639,6 +639,7 @@ void *bg__fiber_main(void *arg) {
     bg__fiber *f = arg;
     bg_worker *w = f->w;
     int slow = 0;
+    double backoff = 50; /* after a failed claim; doubles while claims keep failing */
     f->prefetch = 1;
     pthread_mutex_lock(&f->conn_mu);
     while (!atomic_load(&w->req_halt)) {
@@ -687,10 +688,14 @@ void *bg__fiber_main(void *arg) {
             /* After a failed claim (an error, a lost reply) the next asks for one job. */
             f->prefetch = 1;
             pthread_mutex_unlock(&f->conn_mu);
-            bg__sleep_ms(50);
+            bg__sleep_ms(backoff);
             pthread_mutex_lock(&f->conn_mu);
+            /* A claim that fails every time (a reply Redis will not send, a script error)
+             * must not turn into a busy loop of connections: at most one a second. */
+            backoff = backoff * 2 > 1000 ? 1000 : backoff * 2;
             continue;
         }
+        backoff = 50;
         if (!slow && f->nbatch == want && want < BG__PREFETCH_MAX)
             f->prefetch = want * 2 > BG__PREFETCH_MAX ? BG__PREFETCH_MAX : want * 2;
         slow = 0;

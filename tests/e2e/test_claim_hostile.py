@@ -326,7 +326,8 @@ def test_a_stopping_fiber_hands_back_a_claim_whose_reply_was_lost(rs, r, spawn):
     try:
         [jid] = new_jobs(r, 1, arg="A" * (2 << 20))
         conns = int(r.info("stats")["total_connections_received"])
-        w = worker(spawn, rs, "-c", "1", "--shutdown-timeout", "5")
+        # Not worker(): the fiber's connection lives only as long as each lost claim.
+        w = spawn([exe("bg-worker"), "-r", rs.url, "-c", "1", "--shutdown-timeout", "5"])
         wait_for(lambda: int(r.info("stats")["total_connections_received"]) > conns + 5,
                  what="the claim to be lost a few times")
         w.signal(signal.SIGINT)
