@@ -19,7 +19,7 @@ VALGRIND_TIMEOUT=${VALGRIND_TIMEOUT:-600}
 PACKAGES=(build-essential cmake pkg-config libhiredis-dev uuid-dev libjansson-dev libcmocka-dev
     redis-server redis-tools python3 python3-redis python3-pytest clang libclang-rt-14-dev procps
     valgrind)
-TEST_PACKAGES=(clang-format)
+TEST_PACKAGES=(clang-format ruby ruby-redis nodejs)
 
 usage() {
     cat <<EOF
@@ -410,7 +410,7 @@ TSAN_TARGETS=(bg-worker bg-watcher bg-cli plugin_test)
 
 do_build_tsan() {
     configure build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DBG_SANITIZE=thread -DBG_TESTS=ON -DBG_FUZZ=OFF -DBG_WERROR=OFF &&
+        -DBG_SANITIZE=thread -DBG_TESTS=ON -DBG_FUZZ=OFF -DBG_WERROR=ON &&
         cmake --build build-tsan -j "$JOBS" --target "${TSAN_TARGETS[@]}"
 }
 
@@ -546,7 +546,7 @@ cmd_test() {
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     fresh_for_compiler build-asan clang
     stage asan-build do_build build-asan -DCMAKE_C_COMPILER=clang \
-        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBG_WERROR=OFF -DBG_SANITIZE=address,undefined \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBG_WERROR=ON -DBG_SANITIZE=address,undefined \
         -DBG_TESTS=ON -DBG_FUZZ=OFF
     if passed asan-build; then
         stage asan-unit do_unit build-asan
