@@ -7,13 +7,7 @@
 -- else nothing is removed and the reply is {'badkey', key, what}.
 local id = ARGV[4]
 local job = ARGV[1] .. id
-local function problem(key, want)
-  local kind = redis.call('TYPE', key).ok
-  if kind ~= want and kind ~= 'none' then
-    return {'badkey', key, 'a ' .. kind .. ', not a ' .. want}
-  end
-end
-local bad = problem(job, 'hash')
+local bad = badkey(job, 'hash')
 if bad then
   return bad
 end
@@ -21,7 +15,7 @@ local q = redis.call('HGET', job, 'que')
 if not q then
   return redis.call('EXISTS', job) == 1 and -1 or 0
 end
-bad = problem(ARGV[2] .. q, 'list') or problem(ARGV[3] .. q, 'zset')
+bad = badkey(ARGV[2] .. q, 'list') or badkey(ARGV[3] .. q, 'zset')
 if bad then
   return bad
 end

@@ -27,14 +27,8 @@ if ARGV[10] ~= '' then
 elseif ARGV[11] ~= '' then
   at = now + tonumber(ARGV[11])
 end
-local function problem(key, want)
-  local kind = redis.call('TYPE', key).ok
-  if kind ~= want and kind ~= 'none' then
-    return {'badkey', key, 'a ' .. kind .. ', not a ' .. want}
-  end
-end
-local bad = problem(job, 'hash') or problem(ARGV[4], 'set') or
-  (at and problem(ARGV[3] .. q, 'zset')) or (not at and problem(ARGV[2] .. q, 'list'))
+local bad = badkey(job, 'hash') or badkey(ARGV[4], 'set') or
+  (at and badkey(ARGV[3] .. q, 'zset')) or (not at and badkey(ARGV[2] .. q, 'list'))
 if bad then
   return bad
 end

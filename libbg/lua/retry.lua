@@ -19,13 +19,6 @@
 -- {'badarg', name, what}.
 local JP, RP, SP, DP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
-local function problem(key, want)
-  local kind = redis.call('TYPE', key).ok
-  if kind ~= want and kind ~= 'none' then
-    return {'badkey', key, 'a ' .. kind .. ', not a ' .. want}
-  end
-end
-
 -- att goes back to 0 (SPEC section 8). itr too for a dead job, which an operator brings back
 -- on purpose; a job merely waiting for its retry keeps its count of interruptions, so retrying
 -- it early never lets a job that kills its worker loop forever.
@@ -40,7 +33,7 @@ end
 
 if ARGV[5] == 'job' then
   local id = ARGV[6]
-  local bad = problem(JP .. id, 'hash')
+  local bad = badkey(JP .. id, 'hash')
   if bad then
     return bad
   end
@@ -49,7 +42,7 @@ if ARGV[5] == 'job' then
   if not q then
     return redis.call('EXISTS', JP .. id) == 1 and {0, 'state'} or {0, 'nojob'}
   end
-  bad = problem(DP .. q, 'zset') or problem(SP .. q, 'zset') or problem(RP .. q, 'list')
+  bad = badkey(DP .. q, 'zset') or badkey(SP .. q, 'zset') or badkey(RP .. q, 'list')
   if bad then
     return bad
   end
@@ -79,7 +72,7 @@ if not string.find(skip, '^%d+$') or #skip > 9 then
   return {'badarg', 'skip', 'not a whole number'}
 end
 n, skip = tonumber(n), tonumber(skip)
-local bad = problem(DP .. q, 'zset') or problem(RP .. q, 'list')
+local bad = badkey(DP .. q, 'zset') or badkey(RP .. q, 'list')
 if bad then
   return bad
 end
