@@ -28,7 +28,9 @@ local wrk, rid, defrty = ARGV[10], ARGV[11], ARGV[12]
 local maxarg, budget = tonumber(ARGV[13]), tonumber(ARGV[14])
 local nq = tonumber(ARGV[15])
 local first = 16 + nq
-local want = #ARGV - first + 1
+-- The caller asks for a batch (32 at most); a bound here too keeps the SADD's unpack below
+-- far from Lua's stack limit, which would fail it after the first write.
+local want = math.min(#ARGV - first + 1, 256)
 local out = {}
 -- Ready entries looked at per claim, at most: a list full of junk is dropped over several
 -- claims, never in one long call.
@@ -40,10 +42,6 @@ local plain, braced = '^' .. hex .. '$', '^{' .. hex .. '}$'
 -- The keys of a queue a claim and the later finish write, and the type each must have.
 local kinds = {{PP, 'set'}, {CP, 'zset'}, {FP, 'zset'}, {DP, 'zset'}, {SP, 'zset'}, {STP, 'hash'}}
 local counters = {'completed', 'failed', 'dead'}
-
-local function counter(v)
-  return not v or (#v <= 15 and string.find(v, '^%-?%d+$') ~= nil)
-end
 
 -- A job's rty, att or itr: absent, or a whole number bg can count with (0 to 999999999).
 local function field(v)
@@ -61,7 +59,7 @@ local function unsound(q)
   end
   local c = redis.call('HMGET', STP .. q, unpack(counters))
   for i = 1, #counters do
-    if not counter(c[i]) then
+    if not counter_ok(c[i]) then
       return STP .. q, "field '" .. counters[i] .. "' is not a whole number"
     end
   end
@@ -91,11 +89,18 @@ local n, bytes, looked, full = 0, 0, 0, false
 local pops = {}  -- {ready key, count}, one per queue entries are taken from
 local taken = {} -- {attempt, job, queue, job hash fields or nil, why or nil, arg}
 
+-- A queue named twice is served once: a second look would judge its entries again.
+local queues, seen = {}, {}
 for qi = 16, 15 + nq do
+  if not seen[ARGV[qi]] then
+    seen[ARGV[qi]] = true
+    queues[#queues + 1] = ARGV[qi]
+  end
+end
+for _, q in ipairs(queues) do
   if full or n >= want or looked >= look then
     break
   end
-  local q = ARGV[qi]
   local rk = RP .. q
   local ty = redis.call('TYPE', rk).ok
   local bad, what
@@ -159,6 +164,18 @@ for qi = 16, 15 + nq do
     if used > 0 then
       pops[#pops + 1] = {rk, used}
     end
+  end
+end
+
+-- The attempt UUIDs are fresh and random, so no key holds them; one that does (another tool
+-- wrote it) would fail its HSET after the LTRIM: refuse the claim instead, nothing written.
+if #taken > 0 then
+  local keys = {}
+  for i, j in ipairs(taken) do
+    keys[i] = AP .. j[1]
+  end
+  if redis.call('EXISTS', unpack(keys)) > 0 then
+    return {{'badkey', AP .. taken[1][1], 'an attempt key of this claim exists already'}}
   end
 end
 

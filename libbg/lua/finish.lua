@@ -57,10 +57,6 @@ end
 
 -- A counter HINCRBY or INCRBY can add to: absent, or a decimal Redis reads as a 64-bit integer
 -- (no '+', no leading zero), short enough that what one call adds cannot overflow it.
-local function counter_ok(v)
-  return not v or v == '0' or (#v <= 18 and string.find(v, '^%-?[1-9]%d*$') ~= nil)
-end
-
 -- What is wrong with a key shared by records (a queue's sets, list, stats, jps slot), false
 -- when nothing: each is looked at once a call, whatever the number of its records. The writes
 -- of this script never change a key's type, so a verdict holds for the whole call.
@@ -272,6 +268,13 @@ local function finish(aid, q, outcome, tm, err, msg, rnd, gw, gr, maxitr)
     redis.call('ZADD', SP .. q, nowms + math.floor(backoff * 1000), id)
   end
   return 1
+end
+
+-- Callers send 100 records at most; the bound keeps the completed set's ZADD below (two
+-- arguments a record, unpacked at once) far from Lua's stack limit, which would fail it after
+-- the records' other writes.
+if #ARGV > 10 + 10 * 1000 then
+  return redis.error_reply('ERR finish.lua takes at most 1000 records a call')
 end
 
 for i = 11, #ARGV, 10 do

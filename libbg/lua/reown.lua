@@ -24,9 +24,13 @@ for i = 5, #ARGV, 2 do
     res = {2, pk, 'a ' .. pkind .. ', not a set'}
   elseif pkind == 'set' and redis.call('SISMEMBER', pk, aid) == 1 then
     local akind = redis.call('TYPE', AP .. aid).ok
-    if akind == 'hash' or akind == 'none' then
+    if akind == 'hash' then
       res = 1
-    elseif akind ~= 'none' then
+    elseif akind == 'none' then
+      -- Deleted by someone else: nothing to re-own (an HSET would make a stub attempt); the
+      -- member left in processing is junk a watcher drops.
+      res = {0, AP .. aid, 'gone'}
+    else
       res = {0, AP .. aid, 'a ' .. akind .. ', not a hash'}
     end
   end

@@ -251,13 +251,13 @@ def test_a_queue_key_of_the_wrong_type_skips_the_queue_until_repaired(case, kind
 STATS = [("completed", "abc", "skip"), ("failed", "1.5", "skip"), ("dead", b"1\x002", "skip"),
          ("completed", b"\xff\xfe", "skip"), ("completed", "", "skip"),
          ("failed", "9" * 40, "skip"), ("completed", "9223372036854775807", "hold"),
-         ("completed", "-5", "serve")]
+         ("completed", "-5", "serve"), ("failed", "007", "skip"), ("dead", "-0", "skip")]
 
 
 @pytest.mark.parametrize("field,value,expect", STATS,
                          ids=["completed-abc", "failed-decimal", "dead-nul", "completed-nonutf8",
                               "completed-empty", "failed-huge", "completed-int64max",
-                              "completed-negative"])
+                              "completed-negative", "failed-leading-zero", "dead-minus-zero"])
 def test_stats_counters_that_are_not_whole_numbers(case, field, value, expect):
     """NS:stats:b with a counter bg cannot add to: the claim skips b (skip) until DEL repairs
     it. A counter at the top of the 64-bit range is a whole number the next increment would

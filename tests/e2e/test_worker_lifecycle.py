@@ -276,3 +276,24 @@ def test_sigkill_in_a_loop_loses_no_job(rs, r, spawn):
     assert done | held == set(ids)
     assert r.zcard("bg:completed:default") == len(done)  # no job completed twice
     assert int(r.hget("bg:stats:default", "completed")) == len(done)
+
+
+def test_reconnected_fiber_does_not_revive_an_attempt_deleted_meanwhile(rs, r, spawn):
+    """The attempt hash of a running job is deleted by another program, then the fiber's
+    connection is killed: on reconnecting the fiber must not re-own it (that would write a stub
+    attempt holding only wrk and rid, later recorded as completed without its job, queue or
+    start): it says so and drops the result when the job ends."""
+    w = worker(spawn, rs, "-c", "1", "-e", "nap=sleep 0.5")
+    jid = push(r, "nap")
+    a0 = wait_for(lambda: running(r, jid), what="the job to start")
+    r.delete(f"bg:attempts:{a0['id']}")
+    r.client_kill_filter(_id=a0["wrk"])
+    wait_for(lambda: f"[{a0['id']}]" in w.log() and "dropped" in w.log(), timeout=5,
+             what="the fiber to drop the job's result")
+    assert not r.exists(f"bg:attempts:{a0['id']}"), r.hgetall(f"bg:attempts:{a0['id']}")
+    # Past the job's end, with another job through the same fiber: nothing was recorded.
+    later = push(r, "bg.noop")
+    wait_done(r, later)
+    assert not r.exists(f"bg:attempts:{a0['id']}"), r.hgetall(f"bg:attempts:{a0['id']}")
+    assert [r.hget(f"bg:attempts:{a}", "job") for a in r.zrange("bg:completed:default", 0, -1)] \
+        == [later]

@@ -9,3 +9,9 @@ local function badkey(key, want)
     return {'badkey', key, 'a ' .. kind .. ', not a ' .. want}
   end
 end
+
+-- A counter bg adds to (NS:stats:<q> fields, jps slots): absent, or a whole number exactly as
+-- Redis's HINCRBY and INCRBY take it (no leading zeros, no '-0', room to grow).
+local function counter_ok(v)
+  return not v or v == '0' or (#v <= 18 and string.find(v, '^%-?[1-9]%d*$') ~= nil)
+end
