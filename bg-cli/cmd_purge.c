@@ -53,10 +53,6 @@ static int parse(const cli_cmd *self, int argc, char **argv, purge_opts *o, int 
     if (o->nqueues > 1)
         return cli_usage_error(self, "one queue at a time, got '%s' and '%s'", o->queues[0],
                                o->queues[1]);
-    /* Found before anything is sent to Redis: nobody is there to answer the question. */
-    if (!o->yes && !isatty(STDIN_FILENO))
-        return cli_usage_error(self, "standard input is not a terminal: give --yes to purge "
-                                     "without being asked");
     return 0;
 }
 
@@ -100,7 +96,8 @@ static int run(cli_ctx *ctx, const cli_cmd *self, const purge_opts *o) {
     int rc = bg_purge_count(ctx->client, q, &n);
     if (rc != BG_OK)
         return cli_fail(ctx, self, rc);
-    if (!o->yes && (n.ready || n.scheduled) && !confirm(q, &n))
+    /* It asks only on a terminal: a script or a cron job has nobody to answer. */
+    if (!o->yes && isatty(STDIN_FILENO) && (n.ready || n.scheduled) && !confirm(q, &n))
         return cli_error(self, "not confirmed: nothing purged");
     /* Only the jobs counted (and asked about): jobs enqueued meanwhile stay. */
     if (n.ready || n.scheduled)

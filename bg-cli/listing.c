@@ -34,10 +34,11 @@ int listing_queues(const cli_cmd *self, const char *arg, char ***queues, size_t 
     return 0;
 }
 
-enum { C_JOB, C_QUEUE, C_CLASS, C_ERR, C_MSG, C_WHEN, NCOLS };
+/* The columns of docs/cli.md, in its order; the queue is in --json. */
+enum { C_JOB, C_CLASS, C_ERR, C_MSG, C_WHEN, NCOLS };
 
 static int print_table(const bg_failures *f, const char *empty_line) {
-    static const char *const headers[NCOLS] = {"job", "queue", "class", "err", "msg", "when"};
+    static const char *const headers[NCOLS] = {"job", "class", "err", "msg", "when"};
     size_t n = bg_failures_count(f);
     if (n == 0) {
         printf("%s\n", empty_line);
@@ -50,7 +51,6 @@ static int print_table(const bg_failures *f, const char *empty_line) {
         char when[40], **row = cells + i * NCOLS;
         text_iso_ms(e->at_ms, when, sizeof when);
         row[C_JOB] = text_escape(e->job.s, e->job.len, W_JOB);
-        row[C_QUEUE] = strdup(e->queue);
         row[C_CLASS] = text_escape(e->cls.s, e->cls.len, W_CLASS);
         row[C_ERR] = text_escape(e->err.s, e->err.len, W_ERR);
         row[C_MSG] = text_escape(e->msg.s, e->msg.len, W_MSG);

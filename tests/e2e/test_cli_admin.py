@@ -20,7 +20,7 @@ from test_cli import ok, one_line_error
 from test_worker import push, worker
 
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-HEADER = "job queue class err msg when"
+HEADER = "job class err msg when"
 
 
 def fail_jobs(r, spawn, rs, specs, queue="default"):
@@ -92,14 +92,14 @@ def test_failed_and_dead_list_real_failures_newest_first(rs, r, spawn):
     lines = rows(out)
     assert [ln.split()[0] for ln in lines] == ids[::-1]
     first = lines[-1].split()
-    assert first[1:5] == ["default", "bg.fail", "First", "one"] and ISO_RE.match(first[5])
+    assert first[1:4] == ["bg.fail", "First", "one"] and ISO_RE.match(first[4])
     # Right-aligned columns, one space between, no trailing blanks.
     assert all(len(ln) == len(out.splitlines()[0]) and not ln.endswith(" ") for ln in lines)
     dead = rows(ok(cli(rs, "dead")))
-    assert [ln.split()[:5] for ln in dead] == [
-        [ids[2], "default", "bg.fail", "Third", "three"],
-        [ids[1], "default", "bg.fail", "Second", "two"],
-        [ids[0], "default", "bg.fail", "First", "one"]]
+    assert [ln.split()[:4] for ln in dead] == [
+        [ids[2], "bg.fail", "Third", "three"],
+        [ids[1], "bg.fail", "Second", "two"],
+        [ids[0], "bg.fail", "First", "one"]]
     assert len(rows(ok(cli(rs, "failed", "--limit", "2")))) == 2
     assert [ln.split()[0] for ln in rows(ok(cli(rs, "dead", "--limit=1")))] == [ids[2]]
 
@@ -138,7 +138,7 @@ def test_dead_reason_is_unknown_once_the_attempt_is_trimmed(rs, r, spawn):
     [jid] = fail_jobs(r, spawn, rs, [("Gone", "soon")])
     r.delete("bg:failed:default")
     [line] = rows(ok(cli(rs, "dead")))
-    assert line.split()[:5] == [jid, "default", "bg.fail", "-", "-"]
+    assert line.split()[:4] == [jid, "bg.fail", "-", "-"]
     [d] = json.loads(ok(cli(rs, "dead", "--json")))["dead"]
     assert d["err"] is None and d["msg"] is None and d["attempt"] is None
 
@@ -173,13 +173,13 @@ def test_junk_in_redis_is_shown_as_far_as_it_can_be(rs, r, spawn):
     assert lines[0].split()[0] == "-"  # no-such: no attempt hash
     assert "\\x00job\\xff" in lines[1] and "E\\x00rr" in lines[1]
     assert lines[2].split()[0] == "-"  # str-attempt: a string
-    assert lines[3].split()[:5] == [jid, "default", "bg.fail", "Nul", "found"]
+    assert lines[3].split()[:4] == [jid, "bg.fail", "Nul", "found"]
     assert "\x00" not in out
     doc = json.loads(ok(cli(rs, "failed", "--json")))
     assert {e["err"] for e in doc["failed"]} >= {"E\x00rr", "Nul", "Real", None}
     assert any(e["job"] == "\x00job\ufffd" for e in doc["failed"])
     dead = rows(ok(cli(rs, "dead")))
-    assert dead[0].split()[:3] == ["\\x01dead\\xff", "default", "-"]
+    assert dead[0].split()[:2] == ["\\x01dead\\xff", "-"]
     assert dead[1].split()[0] == jid
     raw.close()
 
@@ -308,11 +308,13 @@ def test_purge_checks_types_first(rs, r):
     assert r.llen("bg:ready:q") == 3 and all(r.exists(f"bg:jobs:{j}") for j in jids)
 
 
-def test_purge_without_terminal_and_without_yes_refuses(rs, r):
+def test_purge_without_terminal_purges_without_asking(rs, r):
+    """It asks only on a terminal (a script or cron job has nobody to answer)."""
     fill(r)
-    line = one_line_error(cli(rs, "purge", "-q", "q", input=""), 2)
-    assert "--yes" in line and "terminal" in line
-    assert r.llen("bg:ready:q") == 3
+    p = cli(rs, "purge", "-q", "q", input="")
+    assert p.returncode == 0, p.stderr
+    assert "?" not in p.stderr
+    assert r.llen("bg:ready:q") == 0 and r.zcard("bg:scheduled:q") == 0
 
 
 def purge_on_terminal(rs, answer, queue="q"):
@@ -430,7 +432,6 @@ BAD = [
     (["purge", "-q", "", "--yes"], "''"),
     (["purge", "-q", "a", "extra", "--yes"], "extra"),
     (["purge", "-q", "a", "--yes=no"], "--yes"),
-    (["purge", "-q", "a"], "terminal"),
     (["status", "-v", "--latency"], "--latency"),
 ]
 
