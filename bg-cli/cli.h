@@ -48,6 +48,11 @@ int cli_error(const cli_cmd *cmd, const char *fmt, ...) __attribute__((format(pr
  * CLI_EXIT_USAGE. */
 int cli_bad_option(const cli_cmd *cmd, int c, char **argv);
 
+/* Adds the queues of one -q option (a comma-separated list) to *queues (*n of them): 0, or a
+ * usage error naming the bad name, with the list freed and emptied. Every command's -q adds up,
+ * so -q a -q b is -q a,b. */
+int cli_queue_option(const cli_cmd *cmd, const char *arg, char ***queues, size_t *n);
+
 /* Prints the command's usage and help to stdout; returns CLI_EXIT_OK. */
 int cli_help(const cli_cmd *cmd);
 

@@ -28,7 +28,7 @@ static int parse(const cli_cmd *self, int argc, char **argv, dead_opts *o, int *
     while (status == 0 && (c = getopt_long(argc, argv, ":q:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'q':
-            status = listing_queues(self, optarg, &o->queues, &o->nqueues);
+            status = cli_queue_option(self, optarg, &o->queues, &o->nqueues);
             break;
         case 'l':
             status = listing_limit(self, optarg, &o->limit);

@@ -21,7 +21,7 @@ static int failed_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv)
     while (status == 0 && (c = getopt_long(argc, argv, ":q:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'q':
-            status = listing_queues(self, optarg, &queues, &nqueues);
+            status = cli_queue_option(self, optarg, &queues, &nqueues);
             break;
         case 'l':
             status = listing_limit(self, optarg, &limit);

@@ -24,7 +24,7 @@ static int retry_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv) 
                                              {"queue", required_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    char **queues = NULL, bad[256];
+    char **queues = NULL;
     size_t nqueues = 0;
     int dead = 0, c, status;
     while ((c = getopt_long(argc, argv, ":q:h", longopts, NULL)) != -1) {
@@ -34,13 +34,8 @@ static int retry_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv) 
             break;
         case 'q':
             /* Every -q adds its queues, as for the other commands: -q a -q b is -q a,b. */
-            if (bgc_parse_queues(optarg, &queues, &nqueues, bad, sizeof bad) != 0) {
-                bgc_free_list(queues, nqueues);
-                return cli_usage_error(self,
-                                       "invalid queue '%s' in '%s': 1 to 128 of A-Z a-z "
-                                       "0-9 _ . -, comma-separated",
-                                       bad, optarg);
-            }
+            if (cli_queue_option(self, optarg, &queues, &nqueues) != 0)
+                return CLI_EXIT_USAGE;
             break;
         case 'h':
             bgc_free_list(queues, nqueues);

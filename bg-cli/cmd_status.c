@@ -24,16 +24,12 @@ static int parse(const cli_cmd *self, int argc, char **argv, status_opts *o, int
                                              {"verbose", no_argument, NULL, 'v'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    char bad[160];
     int c;
     while ((c = getopt_long(argc, argv, ":q:vh", longopts, NULL)) != -1) {
         switch (c) {
         case 'q':
-            if (bgc_parse_queues(optarg, &o->queues, &o->nqueues, bad, sizeof bad) != 0)
-                return cli_usage_error(self,
-                                       "invalid queue '%s' in '%s': 1 to 128 of A-Z a-z "
-                                       "0-9 _ . -, comma-separated",
-                                       bad, optarg);
+            if (cli_queue_option(self, optarg, &o->queues, &o->nqueues) != 0)
+                return CLI_EXIT_USAGE;
             break;
         case 'j':
             o->json = 1;

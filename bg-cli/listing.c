@@ -24,16 +24,6 @@ int listing_limit(const cli_cmd *self, const char *arg, long long *limit) {
     return 0;
 }
 
-int listing_queues(const cli_cmd *self, const char *arg, char ***queues, size_t *n) {
-    char bad[160];
-    if (bgc_parse_queues(arg, queues, n, bad, sizeof bad) != 0)
-        return cli_usage_error(self,
-                               "invalid queue '%s' in '%s': 1 to 128 of A-Z a-z 0-9 _ . -, "
-                               "comma-separated",
-                               bad, arg);
-    return 0;
-}
-
 /* The columns of docs/cli.md, in its order; the queue is in --json. */
 enum { C_JOB, C_CLASS, C_ERR, C_MSG, C_WHEN, NCOLS };
 

@@ -12,9 +12,6 @@
 /* Takes --limit's value into *limit; returns 0, or CLI_EXIT_USAGE after reporting it. */
 int listing_limit(const cli_cmd *self, const char *arg, long long *limit);
 
-/* Takes a -q value into the growing list; returns 0, or CLI_EXIT_USAGE after reporting it. */
-int listing_queues(const cli_cmd *self, const char *arg, char ***queues, size_t *n);
-
 /* Prints the list, newest first: with json a one-line object {"<key>": [...]} (key "failed"
  * or "dead"), else the table job queue class err msg when, or the line empty_line when the list
  * is empty. Then reports bg_failures_warning(), if any, on stderr. Returns the exit status:

@@ -93,6 +93,19 @@ int cli_fail(cli_ctx *ctx, const cli_cmd *cmd, int rc) {
     return cli_error(cmd, "%s", msg);
 }
 
+int cli_queue_option(const cli_cmd *cmd, const char *arg, char ***queues, size_t *n) {
+    char bad[160];
+    if (bgc_parse_queues(arg, queues, n, bad, sizeof bad) == 0)
+        return 0;
+    bgc_free_list(*queues, *n);
+    *queues = NULL;
+    *n = 0;
+    return cli_usage_error(cmd,
+                           "invalid queue '%s' in '%s': 1 to 128 of A-Z a-z 0-9 _ . -, "
+                           "comma-separated",
+                           bad, arg);
+}
+
 int cli_stdout_styled(void) {
     const char *term = getenv("TERM");
     return isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && term && strcmp(term, "dumb") != 0;
