@@ -107,7 +107,7 @@ static void set_dead_prefixes(dead_prefixes *p, const char *ns) {
 /* Runs dead.lua with argv (prefixes first); returns its reply, an array of two whose first is
  * an integer, or NULL after an error reported on c with its code in *rc. */
 static redisReply *run_dead(bg_client *c, int argc, const char **argv, int *rc) {
-    redisReply *r = bg__conn_eval(&c->conn, BG__LUA_DEAD, 0, argc, argv, NULL);
+    redisReply *r = bg__conn_eval_strs(&c->conn, BG__LUA_DEAD, 0, argc, argv);
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_INTEGER)
         return r;
@@ -255,7 +255,7 @@ int bg_purge(bg_client *c, const char *queue, const bg_queue_counts *at_most,
         bg__fmt(nr, sizeof nr, "%lld", (long long)want_r);
         bg__fmt(ns, sizeof ns, "%lld", (long long)want_s);
         const char *argv[] = {jobs, ready, sched, nr, ns};
-        redisReply *r = bg__conn_eval(&c->conn, BG__LUA_PURGE, 0, 5, argv, NULL);
+        redisReply *r = bg__conn_eval_strs(&c->conn, BG__LUA_PURGE, 0, 5, argv);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_INTEGER ||
             r->element[1]->type != REDIS_REPLY_INTEGER) {

@@ -62,15 +62,7 @@ void bg__args_ll(bg__args *a, long long v) {
     bg__args_add(a, buf, (size_t)n);
 }
 
-void bg__args_fmt(bg__args *a, const char *fmt, ...) {
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof buf) {
-        a->oom = 1;
-        return;
-    }
-    bg__args_add(a, buf, (size_t)n);
+void bg__args_strs(bg__args *a, int n, const char **s) {
+    for (int i = 0; i < n; i++)
+        bg__args_str(a, s[i]);
 }

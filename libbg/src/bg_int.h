@@ -59,6 +59,24 @@ char *bg__key_dup(const char *ns, bg__key_kind kind, const char *suffix, size_t 
 /* Writes the client name "NS-<role>" into buf; returns the length or -1. */
 int bg__client_name(char *buf, size_t len, const char *ns, const char *role);
 
+/* ---- args.c: building argument vectors for redisCommandArgv ---- */
+
+typedef struct {
+    int argc;
+    int cap;
+    char **argv; /* owned copies */
+    size_t *lens;
+    int oom;
+} bg__args;
+
+void bg__args_init(bg__args *a);
+void bg__args_reset(bg__args *a); /* argc back to 0, memory kept */
+void bg__args_free(bg__args *a);
+void bg__args_add(bg__args *a, const char *s, size_t len);
+void bg__args_str(bg__args *a, const char *s);
+void bg__args_ll(bg__args *a, long long v);
+void bg__args_strs(bg__args *a, int n, const char **s); /* n C strings */
+
 /* ---- script.c: the embedded Lua scripts ---- */
 
 typedef enum {
@@ -77,7 +95,6 @@ typedef enum {
 } bg__script_id;
 
 const char *bg__script_source(bg__script_id id);
-const char *bg__script_name(bg__script_id id);
 /* Returns 1 when r is a script's refusal, {'badkey', key, what} or {'badarg', name, what}: a
  * check failed before any write, so nothing changed. Sets *key and *what (when not NULL). */
 int bg__script_refused(const redisReply *r, const char **key, const char **what);
@@ -120,23 +137,29 @@ redisReply *bg__conn_cmd(bg__conn *c, int argc, const char **argv, const size_t 
  * Returns BG_OK or BG_ENOMEM. */
 int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens);
 
+/* bg__conn_cmd() and bg__conn_append() of a command built in a bg__args: an argument vector
+ * that ran out of memory while it was built is refused here, once for every caller (NULL with
+ * "out of memory" in c->err, or BG_ENOMEM), and never sent in part. */
+redisReply *bg__conn_cmd_args(bg__conn *c, const bg__args *a);
+int bg__conn_append_args(bg__conn *c, const bg__args *a);
+
 /* Reads the next pipelined reply, as bg__conn_cmd() does. */
 redisReply *bg__conn_reply(bg__conn *c);
 
-/* EVALSHA of a script with nkeys keys among argv (which excludes the sha and the key count);
- * loads the script again on NOSCRIPT (up to three times). Returns the reply or NULL, as
- * bg__conn_cmd(). */
-redisReply *bg__conn_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
-                          const size_t *lens);
+/* EVALSHA of a script with nkeys keys among the arguments in a (which exclude the sha and the
+ * key count); loads the script again on NOSCRIPT (up to three times). Returns the reply or
+ * NULL, as bg__conn_cmd_args(). */
+redisReply *bg__conn_eval(bg__conn *c, bg__script_id id, int nkeys, const bg__args *a);
+/* bg__conn_eval() of a few C strings, for the scripts called with a fixed list of arguments. */
+redisReply *bg__conn_eval_strs(bg__conn *c, bg__script_id id, int nkeys, int argc,
+                               const char **argv);
 
 /* Appends an EVALSHA to the pipeline; read it back with bg__conn_eval_reply(), which runs the
  * script again (synchronously) when the pipelined call met NOSCRIPT. The replies of commands
  * pipelined behind it are then read ahead and handed out in turn by bg__conn_reply(), at most
  * BG__CONN_AHEAD of them (more: the connection is closed, as after an I/O error). */
-int bg__conn_append_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
-                         const size_t *lens);
-redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, int argc,
-                                const char **argv, const size_t *lens);
+int bg__conn_append_eval(bg__conn *c, bg__script_id id, int nkeys, const bg__args *a);
+redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, const bg__args *a);
 
 /* ---- notify.c: waiting for key changes without popping ---- */
 
@@ -203,25 +226,6 @@ int bg__census_has_fiber(const bg__census *c, long long id);
 /* Copies the value of the run_id: line of an INFO server reply (info may be NULL) into out, cut
  * to len - 1 bytes; out is "" when there is none. len must be at least 1. */
 void bg__parse_run_id(const char *info, char *out, size_t len);
-
-/* ---- args.c: building argument vectors for redisCommandArgv ---- */
-
-typedef struct {
-    int argc;
-    int cap;
-    char **argv; /* owned copies */
-    size_t *lens;
-    int oom;
-} bg__args;
-
-void bg__args_init(bg__args *a);
-void bg__args_reset(bg__args *a); /* argc back to 0, memory kept */
-void bg__args_free(bg__args *a);
-void bg__args_add(bg__args *a, const char *s, size_t len);
-void bg__args_str(bg__args *a, const char *s);
-void bg__args_ll(bg__args *a, long long v);
-void bg__args_fmt(bg__args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define BG__ARGV(a) ((const char **)(void *)(a)->argv)
 
 /* ---- finish.c: the arguments of finish.lua ---- */
 

@@ -87,14 +87,14 @@ int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const c
         if (u->user)
             bg__args_str(&a, u->user);
         bg__args_str(&a, u->pass);
-        bg__conn_append(c, a.argc, BG__ARGV(&a), a.lens);
+        bg__conn_append_args(c, &a);
         idx_auth = nsent++;
         bg__args_reset(&a);
     }
     if (u->db) {
         bg__args_str(&a, "SELECT");
         bg__args_ll(&a, u->db);
-        bg__conn_append(c, a.argc, BG__ARGV(&a), a.lens);
+        bg__conn_append_args(c, &a);
         idx_select = nsent++;
         bg__args_reset(&a);
     }
@@ -102,7 +102,7 @@ int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const c
         bg__args_str(&a, "CLIENT");
         bg__args_str(&a, "SETNAME");
         bg__args_str(&a, name);
-        bg__conn_append(c, a.argc, BG__ARGV(&a), a.lens);
+        bg__conn_append_args(c, &a);
         idx_name = nsent++;
         bg__args_reset(&a);
     }
@@ -187,6 +187,20 @@ int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens
     return BG_OK;
 }
 
+#define ARGV(a) ((const char **)(void *)(a)->argv)
+
+redisReply *bg__conn_cmd_args(bg__conn *c, const bg__args *a) {
+    if (a->oom) {
+        bg__fmt(c->err, sizeof c->err, "out of memory");
+        return NULL;
+    }
+    return bg__conn_cmd(c, a->argc, ARGV(a), a->lens);
+}
+
+int bg__conn_append_args(bg__conn *c, const bg__args *a) {
+    return a->oom ? BG_ENOMEM : bg__conn_append(c, a->argc, ARGV(a), a->lens);
+}
+
 /* The next reply on the socket, whatever was read ahead. */
 static redisReply *read_reply(bg__conn *c) {
     void *r = NULL;
@@ -212,14 +226,15 @@ redisReply *bg__conn_reply(bg__conn *c) {
     return read_reply(c);
 }
 
-/* Builds EVALSHA sha nkeys argv... into a. */
-static void eval_args(bg__conn *c, bg__args *a, bg__script_id id, int nkeys, int argc,
-                      const char **argv, const size_t *lens) {
-    bg__args_str(a, "EVALSHA");
-    bg__args_str(a, c->sha[id]);
-    bg__args_ll(a, nkeys);
-    for (int i = 0; i < argc; i++)
-        bg__args_add(a, argv[i], lens ? lens[i] : strlen(argv[i]));
+/* Builds EVALSHA sha nkeys args... into e. */
+static void eval_args(bg__conn *c, bg__args *e, bg__script_id id, int nkeys, const bg__args *a) {
+    bg__args_str(e, "EVALSHA");
+    bg__args_str(e, c->sha[id]);
+    bg__args_ll(e, nkeys);
+    for (int i = 0; i < a->argc; i++)
+        bg__args_add(e, a->argv[i], a->lens[i]);
+    if (a->oom)
+        e->oom = 1;
 }
 
 static int is_noscript(const redisReply *r) {
@@ -239,27 +254,35 @@ static int reload(bg__conn *c, bg__script_id id) {
     return ok ? BG_OK : BG_EREDIS;
 }
 
-redisReply *bg__conn_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
-                          const size_t *lens) {
-    if (bg__conn_append_eval(c, id, nkeys, argc, argv, lens) != BG_OK) {
-        bg__fmt(c->err, sizeof c->err, "not connected or out of memory");
+redisReply *bg__conn_eval(bg__conn *c, bg__script_id id, int nkeys, const bg__args *a) {
+    int rc = bg__conn_append_eval(c, id, nkeys, a);
+    if (rc != BG_OK) {
+        bg__fmt(c->err, sizeof c->err, "%s", rc == BG_ENOMEM ? "out of memory" : "not connected");
         return NULL;
     }
-    return bg__conn_eval_reply(c, id, nkeys, argc, argv, lens);
+    return bg__conn_eval_reply(c, id, nkeys, a);
 }
 
-int bg__conn_append_eval(bg__conn *c, bg__script_id id, int nkeys, int argc, const char **argv,
-                         const size_t *lens) {
+redisReply *bg__conn_eval_strs(bg__conn *c, bg__script_id id, int nkeys, int argc,
+                               const char **argv) {
     bg__args a;
     bg__args_init(&a);
-    eval_args(c, &a, id, nkeys, argc, argv, lens);
-    int rc = a.oom ? BG_ENOMEM : bg__conn_append(c, a.argc, BG__ARGV(&a), a.lens);
+    bg__args_strs(&a, argc, argv);
+    redisReply *r = bg__conn_eval(c, id, nkeys, &a);
     bg__args_free(&a);
+    return r;
+}
+
+int bg__conn_append_eval(bg__conn *c, bg__script_id id, int nkeys, const bg__args *a) {
+    bg__args e;
+    bg__args_init(&e);
+    eval_args(c, &e, id, nkeys, a);
+    int rc = bg__conn_append_args(c, &e);
+    bg__args_free(&e);
     return rc;
 }
 
-redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, int argc,
-                                const char **argv, const size_t *lens) {
+redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, const bg__args *a) {
     redisReply *r = bg__conn_reply(c);
     if (!is_noscript(r))
         return r;
@@ -284,7 +307,7 @@ redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, int ar
     for (int tries = 0;; tries++) {
         if (reload(c, id) != BG_OK)
             return NULL;
-        if (bg__conn_append_eval(c, id, nkeys, argc, argv, lens) != BG_OK)
+        if (bg__conn_append_eval(c, id, nkeys, a) != BG_OK)
             return NULL;
         if ((r = read_reply(c)) == NULL || !is_noscript(r) || tries == 2)
             return r;

@@ -103,8 +103,7 @@ static int bulk_chunk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid 
     for (; sent < n; sent++) {
         bg__args *a = &argv[sent];
         job_args(a, c->ns, &specs[sent], ids[sent]);
-        if (a->oom || bg__conn_append_eval(&c->conn, BG__LUA_ENQUEUE, 0, a->argc, BG__ARGV(a),
-                                           a->lens) != BG_OK) {
+        if (bg__conn_append_eval(&c->conn, BG__LUA_ENQUEUE, 0, a) != BG_OK) {
             rc = bg__client_fail(c, BG_ENOMEM, "out of memory");
             break;
         }
@@ -134,7 +133,7 @@ static int bulk_chunk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid 
         if (!noscript[i])
             continue;
         bg__args *a = &argv[i];
-        redisReply *r = bg__conn_eval(&c->conn, BG__LUA_ENQUEUE, 0, a->argc, BG__ARGV(a), a->lens);
+        redisReply *r = bg__conn_eval(&c->conn, BG__LUA_ENQUEUE, 0, a);
         rc = check_reply(c, r, "enqueue");
         freeReplyObject(r);
         if (rc == BG_OK)
@@ -186,7 +185,7 @@ int bg_dequeue(bg_client *c, const char *job_id) {
     bg__key(ready, sizeof ready, c->ns, BG__K_READY, "");
     bg__key(sched, sizeof sched, c->ns, BG__K_SCHEDULED, "");
     const char *argv[] = {jobs, ready, sched, job_id};
-    redisReply *r = bg__conn_eval(&c->conn, BG__LUA_DEQUEUE, 0, 4, argv, NULL);
+    redisReply *r = bg__conn_eval_strs(&c->conn, BG__LUA_DEQUEUE, 0, 4, argv);
     rc = check_reply(c, r, "dequeue");
     if (rc == BG_OK) {
         if (r->integer == 0)

@@ -101,8 +101,7 @@ static int pipeline(bg_client *c, bg__args *cmds, size_t n, redisReply ***out) {
     if (!rs)
         return bg__client_fail(c, BG_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
-        if (cmds[i].oom ||
-            bg__conn_append(&c->conn, cmds[i].argc, BG__ARGV(&cmds[i]), cmds[i].lens) != BG_OK)
+        if (bg__conn_append_args(&c->conn, &cmds[i]) != BG_OK)
             return bg__client_fail(c, BG_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         if (!(rs[i] = bg__conn_reply(&c->conn)))

@@ -105,7 +105,9 @@ static int settle_limbo(bg__fiber *f) {
     for (int i = 0; i < f->nlimbo; i++) {
         const char *argv[3] = {"HGET", NULL, "que"};
         bg__args_reset(&a);
-        bg__args_fmt(&a, "%s%s", f->w->key_prefix[BG__K_ATTEMPTS], f->limbo[i]);
+        char key[sizeof f->w->key_prefix[0] + BG_UUID_LEN + 1];
+        bg__fmt(key, sizeof key, "%s%s", f->w->key_prefix[BG__K_ATTEMPTS], f->limbo[i]);
+        bg__args_str(&a, key);
         argv[1] = a.argv[0];
         bg__conn_append(&f->conn, 3, argv, NULL);
     }
@@ -129,7 +131,7 @@ static int settle_limbo(bg__fiber *f) {
         for (int i = f->nlimbo - 1; i >= 0; i--)
             if (queue[i])
                 finish_record(&fa, f->limbo[i], queue[i], "unclaim", "", "", "", 0);
-        redisReply *r = bg__conn_eval(&f->conn, BG__LUA_FINISH, 0, fa.argc, BG__ARGV(&fa), fa.lens);
+        redisReply *r = bg__conn_eval(&f->conn, BG__LUA_FINISH, 0, &fa);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             if (r)
                 finding(f, BG_LOG_ERROR, "unclaim-error", 13,
@@ -191,7 +193,7 @@ static void reown(bg__fiber *f) {
         bg__args_free(&a);
         return;
     }
-    redisReply *r = bg__conn_eval(&f->conn, BG__LUA_REOWN, 0, a.argc, BG__ARGV(&a), a.lens);
+    redisReply *r = bg__conn_eval(&f->conn, BG__LUA_REOWN, 0, &a);
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)n) {
         int k = 0, keep = 0;
         const char *key, *what;
@@ -440,17 +442,16 @@ static int round_trip(bg__fiber *f, int claim) {
             const bg__result *p = &f->pending[i];
             finish_record(&fa, p->attempt, p->queue, p->outcome, p->time, p->err, p->msg, p->rnd);
         }
-        bg__conn_append_eval(&f->conn, BG__LUA_FINISH, 0, fa.argc, BG__ARGV(&fa), fa.lens);
+        bg__conn_append_eval(&f->conn, BG__LUA_FINISH, 0, &fa);
     }
     if (claim) {
         claim_args(f, &ca, claim);
-        bg__conn_append_eval(&f->conn, BG__LUA_CLAIM, 0, ca.argc, BG__ARGV(&ca), ca.lens);
+        bg__conn_append_eval(&f->conn, BG__LUA_CLAIM, 0, &ca);
     }
     if (claim)
         f->nlimbo = claim;
     if (nfinish) {
-        redisReply *r =
-            bg__conn_eval_reply(&f->conn, BG__LUA_FINISH, 0, fa.argc, BG__ARGV(&fa), fa.lens);
+        redisReply *r = bg__conn_eval_reply(&f->conn, BG__LUA_FINISH, 0, &fa);
         if (!r) {
             ok = 0;
         } else if (r->type == REDIS_REPLY_ERROR) {
@@ -463,8 +464,7 @@ static int round_trip(bg__fiber *f, int claim) {
             freeReplyObject(r);
     }
     if (claim && bg__conn_ok(&f->conn)) {
-        redisReply *r =
-            bg__conn_eval_reply(&f->conn, BG__LUA_CLAIM, 0, ca.argc, BG__ARGV(&ca), ca.lens);
+        redisReply *r = bg__conn_eval_reply(&f->conn, BG__LUA_CLAIM, 0, &ca);
         if (r && r->type == REDIS_REPLY_ERROR) {
             /* claim.lua checks before it writes, so an error should mean nothing was taken;
              * whatever was is handed back from limbo after reconnecting. */

@@ -27,7 +27,7 @@ static redisReply *run(bg_client *c, const prefixes *p, int argc, const char **a
     const char *argv[8] = {p->jobs, p->ready, p->sched, p->dead};
     for (int i = 0; i < argc; i++)
         argv[4 + i] = args[i];
-    redisReply *r = bg__conn_eval(&c->conn, BG__LUA_RETRY, 0, 4 + argc, argv, NULL);
+    redisReply *r = bg__conn_eval_strs(&c->conn, BG__LUA_RETRY, 0, 4 + argc, argv);
     if (!r) {
         *rc = bg__client_fail(c, BG_EIO, "retry on %s: %s", c->url_masked, c->conn.err);
         return NULL;

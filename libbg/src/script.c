@@ -37,10 +37,6 @@ const char *bg__script_source(bg__script_id id) {
     return scripts[id].src;
 }
 
-const char *bg__script_name(bg__script_id id) {
-    return scripts[id].name;
-}
-
 int bg__script_refused(const redisReply *r, const char **key, const char **what) {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
         return 0;

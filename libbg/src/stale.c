@@ -156,7 +156,7 @@ static void judge(bg_watcher *w, seen *s, const redisReply *h, const bg__census 
  * appended to next, so it is tried again at the next interval. */
 static int send_vanish(bg_watcher *w, bg__args *a, const seen *which, size_t n,
                        struct bg__stale *next, size_t *nnext) {
-    redisReply *r = bg__conn_eval(&w->conn, BG__LUA_FINISH, 0, a->argc, BG__ARGV(a), a->lens);
+    redisReply *r = bg__conn_eval(&w->conn, BG__LUA_FINISH, 0, a);
     if (!r)
         return BG_EIO;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++) {

@@ -163,13 +163,15 @@ static int append_queue(bg_client *c, const char *q, int64_t now_ms, bg__args *a
         bg__args_str(a, key);
     }
     if (rc == BG_OK)
-        rc = a->oom ? BG_ENOMEM : bg__conn_append(&c->conn, a->argc, BG__ARGV(a), a->lens);
+        rc = bg__conn_append_args(&c->conn, a);
     char jobs[256];
     bg__key(key, sizeof key, c->ns, BG__K_READY, q);
     bg__key(jobs, sizeof jobs, c->ns, BG__K_JOBS, "");
-    const char *oldest[] = {key, jobs};
+    bg__args_reset(a);
+    bg__args_str(a, key);
+    bg__args_str(a, jobs);
     if (rc == BG_OK)
-        rc = bg__conn_append_eval(&c->conn, BG__LUA_OLDEST, 0, 2, oldest, NULL);
+        rc = bg__conn_append_eval(&c->conn, BG__LUA_OLDEST, 0, a);
     return rc;
 }
 
@@ -200,7 +202,7 @@ static void rerun_oldest(bg_client *c, bg_queue_status *qs, int64_t now_ms) {
     bg__key(key, sizeof key, c->ns, BG__K_READY, qs->name);
     bg__key(jobs, sizeof jobs, c->ns, BG__K_JOBS, "");
     const char *oldest[] = {key, jobs};
-    redisReply *r = bg__conn_eval(&c->conn, BG__LUA_OLDEST, 0, 2, oldest, NULL);
+    redisReply *r = bg__conn_eval_strs(&c->conn, BG__LUA_OLDEST, 0, 2, oldest);
     qs->latency_ms = r ? latency_of(r, now_ms) : -1;
     freeReplyObject(r);
 }

@@ -289,7 +289,7 @@ static void saw_key(void *ud, const char *key, size_t len) {
     bg__args_str(&found, w->key_prefix[BG__K_QUEUES]);
     queue_from_key(w, key, len, &found);
     if (found.argc > 2 && bg__conn_ok(&w->conn)) {
-        redisReply *r = bg__conn_cmd(&w->conn, found.argc, BG__ARGV(&found), found.lens);
+        redisReply *r = bg__conn_cmd_args(&w->conn, &found);
         if (r)
             freeReplyObject(r);
     }
@@ -345,7 +345,7 @@ static void refresh_queues(bg_watcher *w) {
         }
     }
     if (found.argc > 2 && bg__conn_ok(&w->conn)) {
-        r = bg__conn_cmd(&w->conn, found.argc, BG__ARGV(&found), found.lens);
+        r = bg__conn_cmd_args(&w->conn, &found);
         if (r)
             freeReplyObject(r);
     }
@@ -374,7 +374,7 @@ static double schedule_pass(bg_watcher *w) {
         bg__key(ready, sizeof ready, w->ns, BG__K_READY, w->queues[i]);
         const char *argv[] = {sched, ready, "1000"};
         for (;;) {
-            redisReply *r = bg__conn_eval(&w->conn, BG__LUA_SCHEDULE, 0, 3, argv, NULL);
+            redisReply *r = bg__conn_eval_strs(&w->conn, BG__LUA_SCHEDULE, 0, 3, argv);
             if (!r)
                 return -2;
             long long moved = 0, next = -1, now = 0;
@@ -458,7 +458,7 @@ static void trim_pass(bg_watcher *w, long long now_ms) {
                     w->trim_behind = 1;
                     return;
                 }
-                redisReply *r = bg__conn_eval(&w->conn, BG__LUA_TRIM, 0, 7, argv, NULL);
+                redisReply *r = bg__conn_eval_strs(&w->conn, BG__LUA_TRIM, 0, 7, argv);
                 n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
                 const char *bad, *what;
                 unsigned long more = 0;

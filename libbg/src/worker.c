@@ -223,7 +223,7 @@ static int main_connect(bg_worker *w, main_state *m) {
     bg__args_str(&a, w->key_prefix[BG__K_QUEUES]);
     for (size_t i = 0; i < w->nqueues; i++)
         bg__args_str(&a, w->queues[i]);
-    redisReply *r = bg__conn_cmd(c, a.argc, BG__ARGV(&a), a.lens);
+    redisReply *r = bg__conn_cmd_args(c, &a);
     bg__args_free(&a);
     if (r)
         freeReplyObject(r);
@@ -363,7 +363,7 @@ static void abandon(bg_worker *w) {
         bg__args_init(&a);
         bg__finish_args(&a, w->ns);
         bg__finish_record(&a, &rec);
-        redisReply *r = bg__conn_eval(&c, BG__LUA_FINISH, 0, a.argc, BG__ARGV(&a), a.lens);
+        redisReply *r = bg__conn_eval(&c, BG__LUA_FINISH, 0, &a);
         const char *key = "", *what = "";
         bg__finish_code code = BG__FINISH_ODD;
         if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
