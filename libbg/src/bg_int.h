@@ -44,6 +44,8 @@ typedef enum {
     BG__K_STATS,      /* NS:stats:<queue> */
     BG__K_JPS,        /* NS:jps:<queue>:<100 ms slot> (docs/schema.md) */
     BG__K_QUEUES,     /* NS:queues (no suffix) */
+    BG__K_PAUSED,     /* NS:paused (no suffix): the paused queues */
+    BG__K_CANCEL,     /* NS:cancel:<attempt>: a request to stop a running attempt */
     BG__K_COUNT
 } bg__key_kind;
 
@@ -91,6 +93,7 @@ typedef enum {
     BG__LUA_OLDEST,
     BG__LUA_DEAD,
     BG__LUA_PURGE,
+    BG__LUA_CANCEL,
     BG__LUA_COUNT
 } bg__script_id;
 

@@ -15,6 +15,7 @@ extern const char bg__lua_retry[];
 extern const char bg__lua_oldest[];
 extern const char bg__lua_dead[];
 extern const char bg__lua_purge[];
+extern const char bg__lua_cancel[];
 
 static const struct {
     const char *name;
@@ -31,6 +32,7 @@ static const struct {
     [BG__LUA_OLDEST] = {"oldest", bg__lua_oldest},
     [BG__LUA_DEAD] = {"dead", bg__lua_dead},
     [BG__LUA_PURGE] = {"purge", bg__lua_purge},
+    [BG__LUA_CANCEL] = {"cancel", bg__lua_cancel},
 };
 
 const char *bg__script_source(bg__script_id id) {

@@ -86,20 +86,34 @@ void bg__fmt(char *buf, size_t len, const char *fmt, ...) {
     va_end(ap);
 }
 
-int bg_uuid_valid(const char *s) {
+/* 1 when s[0..36) is a UUID in its 36-character form, hex digits lowercase only or in any
+ * case. */
+static int uuid_at(const char *s, int any_case) {
     static const char pat[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-    if (!s)
-        return 0;
     for (int i = 0; i < BG_UUID_LEN; i++) {
         char ch = s[i];
         if (pat[i] == '-') {
             if (ch != '-')
                 return 0;
-        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+                     (any_case && ch >= 'A' && ch <= 'F'))) {
             return 0;
         }
     }
-    return s[BG_UUID_LEN] == '\0';
+    return 1;
+}
+
+int bg_uuid_valid(const char *s) {
+    return s && strlen(s) == BG_UUID_LEN && uuid_at(s, 0);
+}
+
+int bg_job_id_valid(const char *s) {
+    if (!s)
+        return 0;
+    size_t n = strlen(s);
+    if (n == BG_UUID_LEN + 2 && s[0] == '{' && s[n - 1] == '}')
+        return uuid_at(s + 1, 1);
+    return n == BG_UUID_LEN && uuid_at(s, 1);
 }
 
 void bg_uuid_new(bg_uuid out) {

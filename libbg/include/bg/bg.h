@@ -8,6 +8,7 @@
 #include "bg/job.h"
 #include "bg/status.h"
 #include "bg/admin.h"
+#include "bg/control.h"
 #include "bg/handler.h"
 #include "bg/worker.h"
 #include "bg/watcher.h"

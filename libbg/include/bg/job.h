@@ -56,6 +56,11 @@ BG_EXPORT int bg_retry_dead(bg_client *c, const char *const *queues, size_t nque
 /* Checks that s is a lowercase RFC 4122 UUID in its 36-character form. 1 when valid. */
 BG_EXPORT int bg_uuid_valid(const char *s);
 
+/* Checks that s is a job ID as bg takes one from a ready list (docs/schema.md#keys): a UUID
+ * with hex digits in any case, or such a UUID in braces ({...}), as producers in other
+ * languages write them. 1 when valid. */
+BG_EXPORT int bg_job_id_valid(const char *s);
+
 /* Writes a new random lowercase UUID into out. */
 BG_EXPORT void bg_uuid_new(bg_uuid out);
 

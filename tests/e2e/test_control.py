@@ -1,0 +1,130 @@
+"""bg-cli's controls, end to end with a real redis-server and real workers: `pause` and `resume`
+of queues (NS:paused), and `cancel` of a waiting job (removed with its hash) or a running one
+(its worker stops it and the attempt ends with err Canceled). Malformed input is a usage error
+that writes nothing; a key of the wrong type is one clear line and nothing written."""
+
+import json
+
+import pytest
+
+from conftest import cli
+from test_cli import ok, one_line_error
+from test_worker import push
+
+
+# ---- pause and resume: what they write ----
+
+
+def test_pause_and_resume_write_ns_paused(rs, r):
+    assert ok(cli(rs, "pause", "-q", "high,low")) == "paused high\npaused low\n"
+    assert r.smembers("bg:paused") == {"high", "low"}
+    assert ok(cli(rs, "pause", "-q", "high")) == "high was paused already\n"
+    assert ok(cli(rs, "resume", "-q", "high")) == "resumed high\n"
+    assert r.smembers("bg:paused") == {"low"}
+    assert ok(cli(rs, "resume", "-q", "high")) == "high was not paused\n"
+
+
+def test_pause_json(rs, r):
+    doc = json.loads(ok(cli(rs, "pause", "-q", "a", "--json")))
+    assert doc == {"queue": "a", "paused": True, "changed": True}
+    doc = json.loads(ok(cli(rs, "resume", "-q", "a", "--json")))
+    assert doc == {"queue": "a", "paused": False, "changed": True}
+
+
+def test_pause_in_another_namespace(rs, r):
+    ok(cli(rs, "pause", "-q", "a", ns="other"))
+    assert r.smembers("other:paused") == {"a"} and not r.exists("bg:paused")
+
+
+@pytest.mark.parametrize("args", [
+    ["pause"], ["resume"], ["pause", "-q", ""], ["pause", "-q", "bad name"], ["pause", "-q", "a/b"],
+    ["pause", "-q", "x" * 129], ["pause", "-q", "a", "extra"], ["resume", "-q", "a", "--nope"],
+    ["pause", "-q"],
+])
+def test_pause_resume_usage_errors(rs, r, args):
+    one_line_error(cli(rs, *args), 2)
+    assert r.dbsize() == 0
+
+
+def test_pause_wrong_type_key(rs, r):
+    r.set("bg:paused", "junk")
+    line = one_line_error(cli(rs, "pause", "-q", "a"), 1)
+    assert "WRONGTYPE" in line or "wrong" in line.lower()
+    assert r.get("bg:paused") == "junk"
+
+
+# ---- cancel of jobs that do not run ----
+
+
+def test_cancel_waiting_job_removes_it(rs, r):
+    jid = push(r, "bg.noop")
+    other = push(r, "bg.noop")
+    assert ok(cli(rs, "cancel", jid)) == f"removed {jid}\n"
+    assert r.lrange("bg:ready:default", 0, -1) == [other]
+    assert not r.exists(f"bg:jobs:{jid}") and r.exists(f"bg:jobs:{other}")
+
+
+def test_cancel_scheduled_job_removes_it(rs, r):
+    jid = ok(cli(rs, "enqueue", "bg.noop", "--in", "1h")).strip()
+    doc = json.loads(ok(cli(rs, "cancel", jid, "--json")))
+    assert doc == {"job": jid, "result": "removed"}
+    assert r.zcard("bg:scheduled:default") == 0 and not r.exists(f"bg:jobs:{jid}")
+
+
+def test_cancel_unknown_job(rs, r):
+    jid = "0f6a2a8e-1c2d-4b3a-9e8f-0123456789ab"
+    line = one_line_error(cli(rs, "cancel", jid), 1)
+    assert jid in line
+
+
+def test_cancel_dead_job_is_refused(rs, r):
+    jid = push(r, "bg.noop")
+    r.lrem("bg:ready:default", 0, jid)
+    r.zadd("bg:dead:default", {jid: 1})
+    line = one_line_error(cli(rs, "cancel", jid), 1)
+    assert "dead or finished" in line
+    assert r.exists(f"bg:jobs:{jid}") and r.zcard("bg:dead:default") == 1
+
+
+def test_cancel_accepts_job_ids_as_producers_write_them(rs, r):
+    for jid in ["9F2C3B1A-0000-4000-8000-00000000000A", "{9f2c3b1a-0000-4000-8000-00000000000b}"]:
+        r.hset(f"bg:jobs:{jid}", mapping={"que": "default", "cls": "bg.noop", "arg": "{}",
+                                          "qat": 1})
+        r.rpush("bg:ready:default", jid)
+        assert ok(cli(rs, "cancel", jid)) == f"removed {jid}\n"
+    assert r.dbsize() == 0
+
+
+@pytest.mark.parametrize("args", [
+    ["cancel"], ["cancel", "nope"], ["cancel", ""], ["cancel", "0f6a2a8e-1c2d-4b3a-9e8f-0123456789a"],
+    ["cancel", "0f6a2a8e-1c2d-4b3a-9e8f-0123456789abc"], ["cancel", "{0f6a2a8e-1c2d-4b3a-9e8f-0123456789ab"],
+    ["cancel", "0f6a2a8e-1c2d-4b3a-9e8f-0123456789ab", "more"], ["cancel", "--bad"],
+])
+def test_cancel_usage_errors(rs, r, args):
+    jid = push(r, "bg.noop")
+    one_line_error(cli(rs, *args), 2)
+    assert r.lrange("bg:ready:default", 0, -1) == [jid]
+
+
+@pytest.mark.parametrize("key,value", [("bg:ready:default", "string"),
+                                       ("bg:processing:default", "string"),
+                                       ("bg:scheduled:default", "list")])
+def test_cancel_wrong_type_key_writes_nothing(rs, r, key, value):
+    jid = "0f6a2a8e-1c2d-4b3a-9e8f-0123456789ab"
+    r.hset(f"bg:jobs:{jid}", mapping={"que": "default", "cls": "bg.noop", "arg": "{}", "qat": 1})
+    r.delete(key)
+    if value == "string":
+        r.set(key, "junk")
+    else:
+        r.rpush(key, "junk")
+    line = one_line_error(cli(rs, "cancel", jid), 1)
+    assert key in line and "nothing was written" in line
+    assert r.exists(f"bg:jobs:{jid}")
+
+
+def test_cancel_job_key_of_wrong_type(rs, r):
+    jid = "0f6a2a8e-1c2d-4b3a-9e8f-0123456789ab"
+    r.set(f"bg:jobs:{jid}", "junk")
+    line = one_line_error(cli(rs, "cancel", jid), 1)
+    assert f"bg:jobs:{jid}" in line
+    assert r.get(f"bg:jobs:{jid}") == "junk"
