@@ -88,8 +88,12 @@ void bgc_on_signal(int sig, void (*fn)(int));
  * "2026-11-22T10:00:00.123Z I worker: message" or one JSON object. userdata is a
  * bgc_log_config. Safe from several threads at once. */
 void bgc_log_sink(void *userdata, bg_log_level level, const char *role, const char *msg);
+/* The same with an event's job fields, written as fields of their own in JSON lines (job,
+ * attempt, cls, que, err, ms); text lines carry them in the message. */
+void bgc_log_event(void *userdata, bg_log_level level, const char *role, const char *msg,
+                   const bg_log_fields *fields);
 
-/* Builds a bg_logger that uses bgc_log_sink with cfg. */
+/* Builds a bg_logger that uses bgc_log_event (and bgc_log_sink) with cfg. */
 bg_logger bgc_logger(bgc_log_config *cfg);
 
 /* Parses "text" or "json" into cfg->json. 0 or -1. */

@@ -21,51 +21,83 @@ static void iso_now(char *buf, size_t len) {
     snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
-void bgc_log_sink(void *userdata, bg_log_level level, const char *role, const char *msg) {
+/* Adds the event's job fields to a JSON line, each under its own name (docs/operations.md#logs). */
+static int add_fields(json_t *o, const bg_log_fields *f) {
+    const struct {
+        const char *name, *value;
+    } s[] = {{"job", f->job},
+             {"attempt", f->attempt},
+             {"cls", f->cls},
+             {"que", f->queue},
+             {"err", f->err}};
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
+        if (s[i].value &&
+            json_object_set_new(o, s[i].name, json_stringn_nocheck(s[i].value, strlen(s[i].value))))
+            return -1;
+    if (f->ms >= 0 && json_object_set_new(o, "ms", json_real(f->ms)))
+        return -1;
+    return 0;
+}
+
+static void json_line(const char *when, bg_log_level level, const char *role, const char *msg,
+                      const bg_log_fields *fields) {
+    /* jansson escapes the message; bytes that are not UTF-8 (a foreign class name, say) are
+     * replaced rather than making the line unreadable. */
+    json_t *o =
+        json_pack("{s:s, s:s, s:s}", "time", when, "level", level_name[level], "role", role);
+    json_t *m = json_stringn_nocheck(msg, strlen(msg));
+    char *line = NULL;
+    if (o && m && json_object_set_new(o, "msg", m) == 0) {
+        m = NULL;
+        if (!fields || add_fields(o, fields) == 0)
+            line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
+    }
+    json_decref(m);
+    if (line) {
+        fprintf(stderr, "%s\n", line);
+        free(line);
+    }
+    json_decref(o);
+}
+
+static void text_line(const char *when, bg_log_level level, const char *role, const char *msg) {
+    /* One line an event, whatever the message holds (a command's stderr, a class name a
+     * producer wrote with a newline): control characters are written as escapes. */
+    size_t len = strlen(msg), o = 0;
+    char *text = malloc(len * 4 + 1);
+    for (size_t i = 0; text && i < len; i++) {
+        unsigned char c = (unsigned char)msg[i];
+        if (c == '\n' || c == '\r') {
+            text[o++] = '\\';
+            text[o++] = c == '\n' ? 'n' : 'r';
+        } else if (c < 0x20 && c != '\t') {
+            o += (size_t)sprintf(text + o, "\\x%02x", c);
+        } else {
+            text[o++] = (char)c;
+        }
+    }
+    if (text)
+        text[o] = '\0';
+    /* One fprintf per line: stdio locks the stream, so lines from fibers never interleave. */
+    fprintf(stderr, "%s %c %s: %s\n", when, level_letter[level], role, text ? text : msg);
+    free(text);
+}
+
+void bgc_log_event(void *userdata, bg_log_level level, const char *role, const char *msg,
+                   const bg_log_fields *fields) {
     const bgc_log_config *cfg = userdata;
     char when[40];
     if ((int)level < 0 || level > BG_LOG_ERROR)
         level = BG_LOG_ERROR;
     iso_now(when, sizeof when);
-    if (cfg && cfg->json) {
-        /* jansson escapes the message; bytes that are not UTF-8 (a foreign class name, say)
-         * are replaced rather than making the line unreadable. */
-        json_t *o =
-            json_pack("{s:s, s:s, s:s}", "time", when, "level", level_name[level], "role", role);
-        json_t *m = json_stringn_nocheck(msg, strlen(msg));
-        char *line = NULL;
-        if (o && m && json_object_set_new(o, "msg", m) == 0) {
-            m = NULL;
-            line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-        }
-        json_decref(m);
-        if (line) {
-            fprintf(stderr, "%s\n", line);
-            free(line);
-        }
-        json_decref(o);
-    } else {
-        /* One line an event, whatever the message holds (a command's stderr, a class name a
-         * producer wrote with a newline): control characters are written as escapes. */
-        size_t len = strlen(msg), o = 0;
-        char *text = malloc(len * 4 + 1);
-        for (size_t i = 0; text && i < len; i++) {
-            unsigned char c = (unsigned char)msg[i];
-            if (c == '\n' || c == '\r') {
-                text[o++] = '\\';
-                text[o++] = c == '\n' ? 'n' : 'r';
-            } else if (c < 0x20 && c != '\t') {
-                o += (size_t)sprintf(text + o, "\\x%02x", c);
-            } else {
-                text[o++] = (char)c;
-            }
-        }
-        if (text)
-            text[o] = '\0';
-        /* One fprintf per line: stdio locks the stream, so lines from fibers never interleave. */
-        fprintf(stderr, "%s %c %s: %s\n", when, level_letter[level], role, text ? text : msg);
-        free(text);
-    }
+    if (cfg && cfg->json)
+        json_line(when, level, role, msg, fields);
+    else
+        text_line(when, level, role, msg);
+}
+
+void bgc_log_sink(void *userdata, bg_log_level level, const char *role, const char *msg) {
+    bgc_log_event(userdata, level, role, msg, NULL);
 }
 
 bg_logger bgc_logger(bgc_log_config *cfg) {
@@ -73,6 +105,7 @@ bg_logger bgc_logger(bgc_log_config *cfg) {
     l.fn = bgc_log_sink;
     l.userdata = cfg;
     l.level = cfg->level;
+    l.event = bgc_log_event;
     return l;
 }
 

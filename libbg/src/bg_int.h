@@ -287,6 +287,10 @@ void bg__fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(
 /* Formats and hands a line to the logger, when its level is enabled. */
 void bg__log(const bg_logger *l, bg_log_level level, const char *role, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* bg__log() of an event about one job, with its fields for sinks that write them apart. */
+void bg__log_job(const bg_logger *l, bg_log_level level, const char *role,
+                 const bg_log_fields *fields, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 int bg__log_enabled(const bg_logger *l, bg_log_level level);
 
 /* ---- ratelimit.c: reporting a repeated finding at most once an interval ---- */

@@ -16,11 +16,30 @@ typedef enum { BG_LOG_DEBUG = 0, BG_LOG_INFO = 1, BG_LOG_WARN = 2, BG_LOG_ERROR 
  * for the duration of the call. */
 typedef void (*bg_log_fn)(void *userdata, bg_log_level level, const char *role, const char *msg);
 
-/* Where log lines go and from which level on. A NULL fn discards everything. */
+/* What an event about one job carries beside its message, for sinks that write fields of their
+ * own (JSON lines): each string NULL when the event does not know it, ms negative. Borrowed for
+ * the duration of the call. */
+typedef struct {
+    const char *job;     /* the job's UUID */
+    const char *attempt; /* the attempt's UUID */
+    const char *cls;     /* the job's class */
+    const char *queue;   /* the queue it was taken from */
+    const char *err;     /* the error class of a failed attempt */
+    double ms;           /* how long the attempt ran, in ms */
+} bg_log_fields;
+
+/* A log sink that also gets an event's fields: fields is NULL for an event about no job. Called
+ * as bg_log_fn is. */
+typedef void (*bg_log_event_fn)(void *userdata, bg_log_level level, const char *role,
+                                const char *msg, const bg_log_fields *fields);
+
+/* Where log lines go and from which level on. The library calls event when it is set, else fn;
+ * both NULL discards everything. */
 typedef struct {
     bg_log_fn fn;
     void *userdata;
     bg_log_level level;
+    bg_log_event_fn event;
 } bg_logger;
 
 /* The default Redis URL when none is given (SPEC §2). */
