@@ -147,8 +147,9 @@ const cli_cmd cli_cmd_cancel = {
     "Cancels JOB. A job waiting in ready or scheduled (delayed, or waiting for its retry) is\n"
     "removed with its hash: prints \"removed JOB\". A running job is stopped by its worker (an\n"
     "in-process handler is asked to stop, an exec child gets TERM, KILL 5 s later) and its\n"
-    "attempt ends with err Canceled, retried or dead as any failure: prints \"stopping JOB\n"
-    "(attempt ATTEMPT)\". Exits 1 when there is no such job, or when it is dead or finished.\n\n"
+    "attempt ends with err Canceled, the job dead (bg-cli retry runs it again): prints\n"
+    "\"stopping JOB (attempt ATTEMPT)\". Exits 1 when there is no such job, or when it is dead\n"
+    "or finished.\n\n"
     "options:\n"
     "      --json  one JSON object {\"job\", \"result\": \"removed\"|\"stopping\", \"attempt\"}\n"
     "  -h, --help  this help\n",

@@ -24,7 +24,7 @@ BG_EXPORT int bg_queue_resume(bg_client *c, const char *queue, int *changed);
 typedef enum {
     BG_CANCEL_REMOVED = 1, /* the job was waiting (ready or scheduled): it and its hash are gone */
     BG_CANCEL_STOPPING = 2 /* the job runs: its worker was asked to stop it; the attempt ends
-                              with err Canceled (and the job is retried or dead as any failure) */
+                              with err Canceled and the job goes dead, retries or not */
 } bg_cancel_result;
 
 /* Cancels a job. A waiting job is removed with its hash, atomically (as bg_dequeue()); a
