@@ -42,6 +42,34 @@ def wait_for(cond, timeout=10.0, interval=0.01, what="condition"):
         time.sleep(interval)
 
 
+def ci():
+    """Whether this is a CI run: $CI set, and not "false" (nor "0" or empty)."""
+    return os.environ.get("CI", "") not in ("", "false", "0")
+
+
+# In CI a skipped test is a failure: a test that silently skips (no redis-server, a runtime
+# missing) would otherwise hide that nothing was checked. An expected failure (xfail) is not a
+# skip. The report keeps the skip's reason, so the failure says what was missing.
+def _skip_fails(rep):
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    rep.outcome = "failed"
+    rep.longrepr = f"skipped, and in CI (CI={os.environ['CI']}) a skip is a failure: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    rep = (yield).get_result()
+    if rep.skipped and not hasattr(rep, "wasxfail") and ci():
+        _skip_fails(rep)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    rep = (yield).get_result()
+    if rep.skipped and ci():  # a whole module skipped (pytest.skip(allow_module_level=True))
+        _skip_fails(rep)
+
+
 @pytest.fixture(scope="session")
 def redis_server_session():
     if not shutil.which("redis-server"):
