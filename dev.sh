@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # dev.sh: bg's one entry point for developers and CI on Debian 12. It installs what the build
-# needs (as root, with apt-get), then either runs a short demo against a redis-server of its own
+# needs (as root, with apt-get), then either builds bg and runs its demo (examples/demo/demo.sh)
 # or runs every check CI runs. See usage() below, or ./dev.sh -h.
 set -euo pipefail
 
@@ -27,11 +27,12 @@ usage: ./dev.sh demo [REDIS_URL]
        ./dev.sh test [--long]
        ./dev.sh -h
 
-  demo   Installs what is missing, builds bg (Release) into build/, starts a redis-server of its
-         own on a free port in a temporary directory (or uses REDIS_URL, in the namespace
-         bg-demo), a bg-watcher and a bg-worker, enqueues a few jobs with bg-cli and one with
-         redis-cli as a producer in another language would, waits for them, prints
-         bg-cli status and one job, then stops everything it started.
+  demo   Installs what is missing, builds bg (Release) into build/ and runs
+         examples/demo/demo.sh: it starts a redis-server of its own on a free port in a
+         temporary directory (or uses REDIS_URL, in the namespace bg-demo), a bg-watcher and a
+         bg-worker, enqueues a few jobs with bg-cli and one with redis-cli as a producer in
+         another language would, waits for them, prints bg-cli status and one job, then stops
+         everything it started.
 
   test   Installs what is missing, then runs what CI runs:
            build        -DBG_WERROR=ON into build/
@@ -49,7 +50,8 @@ usage: ./dev.sh demo [REDIS_URL]
          --long also runs the long variants: the soak with 1,000,000 jobs (BG_LONG=1).
 
 Environment:
-  CI              when set (not "false"), a skipped test counts as a failure
+  CI              when set (not "false"), a skipped test counts as a failure (the hook is
+                  in tests/e2e/conftest.py, so a plain pytest run with CI=true does the same)
   FUZZ_SECONDS    how long each fuzz target runs (default 12)
   E2E_TIMEOUT     seconds one pytest run may take before it is ended (default 900)
   BG_LONG         when 1, the same as --long
@@ -114,213 +116,13 @@ configure() {
 
 # ---- demo ----
 
-DEMO_PIDS=()
-DEMO_DIR=
-DEMO_REDIS_PID=
-DEMO_URL=
-DEMO_NS=bg-demo
-BGCLI_BIN=$TOP/build/bg-cli/bg-cli
-
-bgcli() { "$BGCLI_BIN" -r "$DEMO_URL" -n "$DEMO_NS" "$@"; }
-
-demo_cleanup() {
-    local rc=$? pid i
-    trap - EXIT INT TERM
-    # The bg programs first (they stop gracefully on TERM), then the demo's own redis-server.
-    for pid in "${DEMO_PIDS[@]}" $DEMO_REDIS_PID; do
-        kill -TERM "$pid" 2>/dev/null || continue
-        for i in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ -n "$DEMO_DIR" ]; then
-        echo
-        echo "Everything the demo started is stopped. Its logs are in $DEMO_DIR:"
-        printf "  %s\n" "$DEMO_DIR"/*.log
-    fi
-    exit "$rc"
-}
-
-# A loopback port nothing listens on now (never 6379).
-free_port() {
-    "$PY" -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-start_demo_redis() {
-    local port
-    for _ in 1 2 3 4 5; do
-        port=$(free_port)
-        [ "$port" = 6379 ] && continue
-        redis-server --port "$port" --bind 127.0.0.1 --dir "$DEMO_DIR" --save '' \
-            --appendonly no --daemonize no --logfile "$DEMO_DIR/redis.log" \
-            --maxmemory-policy noeviction &
-        DEMO_REDIS_PID=$!
-        for _ in $(seq 50); do
-            if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; then
-                DEMO_URL="redis://127.0.0.1:$port/0"
-                return 0
-            fi
-            kill -0 "$DEMO_REDIS_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        # Another process took the port meanwhile: try another one.
-        kill -KILL "$DEMO_REDIS_PID" 2>/dev/null || true
-        wait "$DEMO_REDIS_PID" 2>/dev/null || true
-        DEMO_REDIS_PID=
-    done
-    die "could not start redis-server (see $DEMO_DIR/redis.log)"
-}
-
-# The URL with its password masked, for what the demo prints.
-masked_url() {
-    # shellcheck disable=SC2001 # a regex, not a plain substitution
-    sed 's#^\([a-z]*://[^:@/]*\):[^/]*@#\1:***@#' <<<"$DEMO_URL"
-}
-
-# redis-cli for a bg URL: redis://... as is, unix:///path?db=N as -s and -n.
-rcli() {
-    if [[ $DEMO_URL == unix://* ]]; then
-        local rest=${DEMO_URL#unix://} db=0
-        [[ $rest == *\?db=* ]] && db=${rest##*\?db=}
-        redis-cli --no-auth-warning -s "${rest%%\?*}" -n "$db" "$@"
-    else
-        redis-cli --no-auth-warning -u "$DEMO_URL" "$@"
-    fi
-}
-
-# Shows and runs one `bg-cli enqueue`; prints the new job's UUID.
-demo_enqueue() {
-    local a shown="" id
-    for a in "$@"; do
-        if [[ $a =~ ^[A-Za-z0-9._,:/=-]+$ ]]; then
-            shown+=" $a"
-        else
-            shown+=" '$a'"
-        fi
-    done
-    id=$(bgcli enqueue "$@")
-    printf '  bg-cli enqueue%s\n      %s\n' "$shown" "$id" >&2
-    echo "$id"
-}
-
-# Sums of the status figures of the demo's queues: completed failed processing ready scheduled.
-demo_counts() {
-    bgcli status -q high,default --json 2>/dev/null | "$PY" -c '
-import json, sys
-qs = json.load(sys.stdin)["queues"]
-print(*(sum(q[k] for q in qs) for k in ("completed", "failed", "processing", "ready", "scheduled")))'
-}
-
-# The figures before the demo enqueued anything: a Redis given by URL may hold earlier runs.
-DEMO_BASE=(0 0 0 0 0)
-
-# Waits until `want` more attempts finished than before the demo and nothing is ready or
-# running (and, when want_scheduled is 0, no more is scheduled than before). Returns 1 after
-# timeout seconds.
-wait_for_jobs() {
-    local want=$1 want_scheduled=$2 timeout=$3 counts c f p r s
-    local deadline=$((SECONDS + timeout))
-    want=$((want + DEMO_BASE[0] + DEMO_BASE[1]))
-    while [ $SECONDS -lt $deadline ]; do
-        if counts=$(demo_counts); then
-            read -r c f p r s <<<"$counts"
-            if [ $((c + f)) -ge "$want" ] && [ "$p" = 0 ] && [ "$r" = 0 ] &&
-                { [ "$want_scheduled" != 0 ] || [ "$s" -le "${DEMO_BASE[4]}" ]; }; then
-                return 0
-            fi
-        fi
-        sleep 0.2
-    done
-    return 1
-}
-
+# The demo itself is examples/demo/demo.sh; here it gets its packages and a Release build.
 cmd_demo() {
     [ $# -le 1 ] || die "usage: ./dev.sh demo [REDIS_URL]"
-    DEMO_URL=${1:-}
     ensure_packages "${PACKAGES[@]}"
-
     configure build -DCMAKE_BUILD_TYPE=Release -DBG_WERROR=OFF -DBG_SANITIZE= -DBG_FUZZ=OFF
     cmake --build build -j "$JOBS" --target bg-worker bg-watcher bg-cli
-
-    local worker=build/bg-worker/bg-worker watcher=build/bg-watcher/bg-watcher
-    DEMO_DIR=$(mktemp -d /tmp/bg-demo.XXXXXX)
-    trap demo_cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-
-    if [ -z "$DEMO_URL" ]; then
-        start_demo_redis
-        say "redis-server $(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/') on $DEMO_URL (pid $DEMO_REDIS_PID)"
-    else
-        say "using $(masked_url)"
-    fi
-    local ns=$DEMO_NS
-
-    say "starting bg-watcher and bg-worker (namespace $ns)"
-    "$watcher" -r "$DEMO_URL" -n "$ns" -i 0.2 -v 2>"$DEMO_DIR/watcher.log" &
-    local watcher_pid=$!
-    DEMO_PIDS+=("$watcher_pid")
-    "$worker" -r "$DEMO_URL" -n "$ns" -q high,default -c 4 -e 'demo.echo=cat' -v \
-        2>"$DEMO_DIR/worker.log" &
-    local worker_pid=$!
-    DEMO_PIDS+=("$worker_pid")
-    sleep 0.5
-    if ! kill -0 "$worker_pid" 2>/dev/null; then
-        tail -n 20 "$DEMO_DIR/worker.log" >&2 || true
-        die "bg-worker exited at once (log above)"
-    fi
-    local watcher_alive=1
-    if ! kill -0 "$watcher_pid" 2>/dev/null; then
-        watcher_alive=0
-        warn "bg-watcher exited at once; the delayed job will wait in scheduled"
-    fi
-
-    local base
-    if base=$(demo_counts); then
-        read -r -a DEMO_BASE <<<"$base"
-    fi
-    say "enqueueing jobs with bg-cli"
-    local ids=()
-    ids+=("$(demo_enqueue bg.noop -q high)")
-    ids+=("$(demo_enqueue bg.sleep '{"ms":200}')")
-    ids+=("$(demo_enqueue demo.echo '{"hello":"world"}')")
-    ids+=("$(demo_enqueue bg.fail '{"err":"Demo::Oops","msg":"this one fails on purpose"}' \
-        --retries 0)")
-    ids+=("$(demo_enqueue bg.noop '{"delayed":true}' --in 2s)")
-
-    say "enqueueing one job as a producer in another language would (SPEC §3), with redis-cli"
-    local id now
-    id=$(cat /proc/sys/kernel/random/uuid)
-    now=$(rcli TIME | { read -r s && read -r us && echo $((s * 1000 + us / 1000)); })
-    echo "  HSET $ns:jobs:$id que default cls demo.echo arg '{\"from\":\"redis-cli\"}' qat $now"
-    echo "  RPUSH $ns:ready:default $id"
-    rcli HSET "$ns:jobs:$id" que default cls demo.echo arg '{"from":"redis-cli"}' qat "$now" \
-        >/dev/null
-    rcli RPUSH "$ns:ready:default" "$id" >/dev/null
-
-    say "waiting for the jobs to run"
-    if ! wait_for_jobs 5 1 30; then
-        bgcli status -q high,default || true
-        die "the jobs did not run within 30 s (see $DEMO_DIR/worker.log)"
-    fi
-    if [ "$watcher_alive" = 1 ] && kill -0 "$watcher_pid" 2>/dev/null; then
-        wait_for_jobs 6 0 15 || warn "the delayed job has not run yet (see $DEMO_DIR/watcher.log)"
-    fi
-
-    say "the end of bg-worker's log"
-    tail -n 12 "$DEMO_DIR/worker.log"
-    echo
-    local shown
-    shown="bg-cli -r $(masked_url) -n $ns"
-    say "$shown status -q high,default"
-    bgcli status -q high,default
-    echo
-    say "redis-cli HGETALL $ns:jobs:$id    (the job redis-cli enqueued)"
-    rcli HGETALL "$ns:jobs:$id" | paste - -
+    BG_BUILD_DIR=$TOP/build exec "$TOP/examples/demo/demo.sh" "$@"
 }
 
 # ---- test ----
@@ -373,26 +175,17 @@ do_unit() {
     (cd "$1" && ctest --output-on-failure --no-tests=error --timeout "$UNIT_TIMEOUT" -j "$JOBS")
 }
 
-# Runs the end-to-end suite against a build directory. In CI a skipped test is a failure: a test
-# that silently skips (no redis-server, say) would otherwise hide that nothing was checked.
+# Runs the end-to-end suite against a build directory. In CI a skipped test is a failure
+# (pytest_runtest_makereport in tests/e2e/conftest.py): a test that silently skips (no
+# redis-server, say) would otherwise hide that nothing was checked.
 do_e2e() {
-    local dir=$1 xml="$1/e2e-junit.xml" rc=0 skipped
-    rm -f "$xml"
+    local dir=$1 rc=0
     # test_valgrind.py is a stage of its own (do_valgrind), against build/ only.
     BG_BUILD_DIR="$TOP/$dir" timeout -k 30 "$E2E_TIMEOUT" \
-        "$PY" -m pytest -q -rs -p no:cacheprovider --junitxml="$xml" \
-        --ignore=tests/e2e/test_valgrind.py tests/e2e || rc=$?
+        "$PY" -m pytest -q -rs -p no:cacheprovider --ignore=tests/e2e/test_valgrind.py \
+        tests/e2e || rc=$?
     [ $rc -eq 124 ] && echo "dev.sh: pytest did not finish within $E2E_TIMEOUT s" >&2
-    [ $rc -eq 0 ] || return $rc
-    skipped=$("$PY" -c '
-import sys, xml.etree.ElementTree as ET
-root = ET.parse(sys.argv[1]).getroot()
-suites = [root] if root.tag == "testsuite" else root.iter("testsuite")
-print(sum(int(s.get("skipped", 0)) for s in suites))' "$xml") || return 1
-    if [ "$skipped" != 0 ] && is_ci; then
-        echo "dev.sh: $skipped end-to-end test(s) skipped; in CI a skip is a failure" >&2
-        return 1
-    fi
+    return $rc
 }
 
 # memcheck over each program (what counts as an error: tests/e2e/test_valgrind.py).

@@ -1,6 +1,6 @@
 /* bg_common.h: what bg-worker, bg-watcher and bg-cli share but libbg does not export: option
  * parsing (durations, times, numbers, queue lists), the defaults taken from the environment,
- * and the log sink that writes SPEC §10 lines to standard error. */
+ * and the log sink that writes the lines of docs/operations.md#logs to standard error. */
 #ifndef BG_COMMON_H
 #define BG_COMMON_H
 
@@ -13,21 +13,21 @@
 
 /* ---- opts.c ---- */
 
-/* Parses a duration of SPEC §2: a number, decimals allowed, with an optional unit ms, s (the
- * default), m, h or d ("30", "1.5s", "250ms", "5m", "2h", "1d") into milliseconds. Negative,
- * empty, NaN, infinite or trailing junk: returns -1. */
+/* Parses a duration of docs/schema.md#formats: a number, decimals allowed, with an optional unit
+ * ms, s (the default), m, h or d ("30", "1.5s", "250ms", "5m", "2h", "1d") into milliseconds.
+ * Negative, empty, NaN, infinite or trailing junk: returns -1. */
 int bgc_parse_duration_ms(const char *s, double *ms);
 
-/* Parses a time of SPEC §2: ms since the epoch, or ISO 8601 YYYY-MM-DDTHH:MM:SS[.fff] with Z
- * or ±HH:MM, into ms since the epoch. Returns 0 or -1. */
+/* Parses a time of docs/schema.md#formats: ms since the epoch, or ISO 8601
+ * YYYY-MM-DDTHH:MM:SS[.fff] with Z or ±HH:MM, into ms since the epoch. Returns 0 or -1. */
 int bgc_parse_time_ms(const char *s, int64_t *ms);
 
 /* Parses a whole decimal number in [min, max] (strtoll with end and range checks). 0 or -1. */
 int bgc_parse_int(const char *s, long long min, long long max, long long *out);
 
 /* Splits a comma-separated list of queue names and appends each to *list (a growable array of
- * *n copies). Returns 0, or -1 when a name is invalid (SPEC §2), writing the bad name into
- * err. */
+ * *n copies). Returns 0, or -1 when a name is invalid (docs/schema.md#formats), writing the bad
+ * name into err. */
 int bgc_parse_queues(const char *s, char ***list, size_t *n, char *err, size_t errlen);
 void bgc_free_list(char **list, size_t n);
 

@@ -1,5 +1,5 @@
-/* log.c: the programs' log sink: one line an event on standard error, as text (SPEC §10) or as
- * one JSON object a line. */
+/* log.c: the programs' log sink: one line an event on standard error, as text
+ * (docs/operations.md#logs) or as one JSON object a line. */
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* opts.c: the option parsers bg's programs share: durations, times, whole numbers and queue
- * lists (SPEC §2), and the defaults taken from the environment. Every string a user or an
- * environment variable hands a program passes through one of these, so each is strict: the
+ * lists (docs/schema.md#formats), and the defaults taken from the environment. Every string a user
+ * or an environment variable hands a program passes through one of these, so each is strict: the
  * whole string must parse, or the caller reports a usage error. */
 #include <errno.h>
 #include <stdlib.h>

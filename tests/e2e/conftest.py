@@ -6,16 +6,19 @@ The build directory comes from $BG_BUILD_DIR (default: build/ at the top of the 
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
-import redis
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BG_BUILD_DIR", os.path.join(TOP, "build"))
+
+# The test redis-server is started the same way for the tests, bench/run and the demo.
+sys.path.insert(0, os.path.join(TOP, "tests", "support"))
+from redis_server import RedisServer, free_port as _free_port  # noqa: E402,F401
 
 
 def exe(name):
@@ -39,71 +42,32 @@ def wait_for(cond, timeout=10.0, interval=0.01, what="condition"):
         time.sleep(interval)
 
 
-class RedisServer:
-    """A redis-server on a free loopback port in its own temporary directory, stopped by PID."""
-
-    def __init__(self, extra=()):
-        self.dir = tempfile.mkdtemp(prefix="bg-test-redis-")
-        self.extra = list(extra)
-        self.proc = None
-        self.port = None
-
-    def start(self, port=None):
-        for _ in range(20):
-            self.port = port or _free_port()
-            args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                    "--dir", self.dir, "--save", "", "--appendonly", "no",
-                    "--daemonize", "no", "--logfile", os.path.join(self.dir, "redis.log")]
-            args += self.extra
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                wait_for(self._ping, timeout=5, what="redis-server to answer")
-                return self
-            except AssertionError:
-                self.proc.kill()
-                self.proc.wait()
-                if port:
-                    raise
-        raise RuntimeError("could not start redis-server")
-
-    def _ping(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("redis-server exited")
-        try:
-            return redis.Redis(port=self.port, socket_timeout=1).ping()
-        except redis.exceptions.ConnectionError:
-            return False
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def restart(self):
-        """Stops the server and starts it again on the same port (same data dir)."""
-        self.stop()
-        self.start(port=self.port)
-
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self, **kw):
-        return redis.Redis(port=self.port, decode_responses=True, **kw)
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def ci():
+    """Whether this is a CI run: $CI set, and not "false" (nor "0" or empty)."""
+    return os.environ.get("CI", "") not in ("", "false", "0")
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# In CI a skipped test is a failure: a test that silently skips (no redis-server, a runtime
+# missing) would otherwise hide that nothing was checked. An expected failure (xfail) is not a
+# skip. The report keeps the skip's reason, so the failure says what was missing.
+def _skip_fails(rep):
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    rep.outcome = "failed"
+    rep.longrepr = f"skipped, and in CI (CI={os.environ['CI']}) a skip is a failure: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    rep = (yield).get_result()
+    if rep.skipped and not hasattr(rep, "wasxfail") and ci():
+        _skip_fails(rep)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    rep = (yield).get_result()
+    if rep.skipped and ci():  # a whole module skipped (pytest.skip(allow_module_level=True))
+        _skip_fails(rep)
 
 
 @pytest.fixture(scope="session")

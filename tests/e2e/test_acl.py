@@ -86,7 +86,7 @@ def server_ms(r):
 
 
 def produce(p, cls, arg="{}", queue="default", delay_ms=None, **extra):
-    """A foreign producer's enqueue (SPEC §3), as the bg-producer user."""
+    """A foreign producer's enqueue (docs/schema.md#keys), as the bg-producer user."""
     jid = str(uuid.uuid4())
     now = server_ms(p)
     fields = {"que": queue, "cls": cls, "arg": arg, "qat": now, **extra}

@@ -1,7 +1,7 @@
-"""bg-cli end to end: what `enqueue` writes is exactly SPEC §3's hash, `dequeue` removes only
-waiting jobs, and `status` prints SPEC §8's table for figures set up directly in Redis and for
-workers and fibers counted from real named connections. Every bad flag is a usage error that
-writes nothing."""
+"""bg-cli end to end: what `enqueue` writes is exactly the hash of docs/schema.md#keys, `dequeue`
+removes only waiting jobs, and `status` prints the table of docs/cli.md for figures set up
+directly in Redis and for workers and fibers counted from real named connections. Every bad
+flag is a usage error that writes nothing."""
 
 import datetime
 import json

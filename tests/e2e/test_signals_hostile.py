@@ -1,5 +1,5 @@
 """What a careless operator or a closing terminal does to bg's programs: SIGHUP never stops
-bg-worker or bg-watcher (SPEC section 10), it is logged once and the work goes on; and
+bg-worker or bg-watcher (docs/operations.md#logs), it is logged once and the work goes on; and
 bg-cli's repeated options are taken as written (`retry --dead -q a -q b` once freed the list
 it was still filling). Real redis-server, real programs, real signals."""
 

@@ -1,5 +1,5 @@
-"""bg-watcher end to end (SPEC §7): due jobs move once and on time, however many watchers run;
-the attempts of workers that died fail with `Worker Timeout` within grace + interval and are
+"""bg-watcher end to end (docs/watcher.md): due jobs move once and on time, however many watchers
+run; the attempts of workers that died fail with `Worker Timeout` within grace + interval and are
 retried or buried; a fiber that merely lost its connection keeps its attempt; a Redis restart
 cannot hide a dead worker behind a recycled client ID; retention trims what it should and
 nothing else; a job that kills its worker ends dead. Everything with real programs, killed with
@@ -32,7 +32,7 @@ def watcher(spawn, rs, *args, ns=None, url=None):
 
 
 def schedule(r, cls, due_ms, queue="default", arg="{}", **extra):
-    """A delayed job, written as a foreign producer does (SPEC §3)."""
+    """A delayed job, written as a foreign producer does (docs/schema.md#keys)."""
     jid = str(uuid.uuid4())
     fields = {"que": queue, "cls": cls, "arg": arg, "qat": server_ms(r), "pat": due_ms}
     fields.update(extra)
@@ -273,7 +273,7 @@ def test_watcher_rides_out_a_redis_restart(rs, r, spawn):
              what="a job scheduled after the restart to move")
     assert w.proc.poll() is None
     wait_for(lambda: "reconnected to Redis" in w.log(), what="the reconnection to be logged")
-    # Lost and restored, each said once, at Info (SPEC §10).
+    # Lost and restored, each said once, at Info (docs/operations.md#logs).
     assert w.log().count(" I watcher: lost the connection to Redis") == 1, w.log()
 
 

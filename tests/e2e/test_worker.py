@@ -1,5 +1,5 @@
-"""bg-worker end to end: a foreign producer (redis-py) writes jobs exactly as SPEC §3 says, the
-real bg-worker runs them, and the tests read what it recorded."""
+"""bg-worker end to end: a foreign producer (redis-py) writes jobs exactly as docs/schema.md says,
+the real bg-worker runs them, and the tests read what it recorded."""
 
 import os
 import re
@@ -16,7 +16,7 @@ PLUGIN = os.path.join(BUILD, "tests", "plugin_test.so")
 
 
 def push(r, cls, arg="{}", queue="default", ns="bg", delay_ms=None, **extra):
-    """Enqueues a job the way any producer in any language does (SPEC §3)."""
+    """Enqueues a job the way any producer in any language does (docs/schema.md#keys)."""
     jid = str(uuid.uuid4())
     now = int(r.time()[0] * 1000 + r.time()[1] // 1000)
     fields = {"que": queue, "cls": cls, "arg": arg, "qat": now}
@@ -153,7 +153,8 @@ def test_log_is_one_line_an_event_whatever_the_messages_hold(rs, r, spawn):
                "-e", "quiet=exit 3")
     a = wait_done(r, push(r, "multi"))
     assert a["msg"] == "exit 7: one\ntwo"
-    assert wait_done(r, push(r, "quiet"))["msg"] == "exit 3: "  # SPEC: exit N: <stderr tail>
+    # docs/worker.md: exit N: <stderr tail>
+    assert wait_done(r, push(r, "quiet"))["msg"] == "exit 3: "
     wait_done(r, push(r, "Evil\nSecond line"))
     stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [DIWE] worker: ")
     lines = w.log().splitlines()

@@ -240,7 +240,7 @@ def test_redis_hang_is_noticed(rs, r, spawn):
         os.kill(rs.proc.pid, signal.SIGCONT)
     assert "err" not in wait_done(r, push(r, "bg.noop"), timeout=15)
     wait_for(lambda: "reconnected" in w.log(), what="the reconnection to be logged")
-    # Lost and restored, each said once, at Info (SPEC §10).
+    # Lost and restored, each said once, at Info (docs/operations.md#logs).
     assert w.log().count("lost the connection") == 1, w.log()
     assert re.search(r" I worker: lost the connection to Redis at .*stopped answering", w.log())
 

@@ -1,4 +1,4 @@
-/* test_exec.c: the exec protocol of SPEC §6 as bg__exec_run implements it: stdin, env,
+/* test_exec.c: the exec protocol of docs/worker.md as bg__exec_run implements it: stdin, env,
  * output, exit statuses and signals, timeouts and the cut-off, and that nothing of a job's
  * process group outlives its worker. No Redis. */
 #include <dirent.h>

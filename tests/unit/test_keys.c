@@ -1,4 +1,4 @@
-/* test_keys.c: every key and client name bg builds (keys.c), in the layout of SPEC §3-§5, and
+/* test_keys.c: every key and client name bg builds (keys.c), in the layout of docs/schema.md, and
  * the namespace and queue name rules. No Redis. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* test_table.c: bg-cli's table layout (bg-cli/table.c), byte for byte: column widths,
- * alignment, the example of SPEC §8, the -v table, and bold headers only when asked. No
+ * alignment, the example of docs/cli.md, the -v table, and bold headers only when asked. No
  * Redis. table.c is compiled in here, as it belongs to bg-cli rather than to a library. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,8 +33,8 @@ static bg_queue_status queue(const char *name, int64_t first, int64_t completed)
     return q;
 }
 
-/* SPEC §8's example, reproduced byte for byte. */
-static void test_spec_example(void **state) {
+/* docs/cli.md's example of status, reproduced byte for byte. */
+static void test_docs_example(void **state) {
     (void)state;
     char *out = NULL;
     bg_queue_status q = queue("high", 4, 500000);
@@ -103,7 +103,7 @@ static void test_alignment(void **state) {
     free(out);
 }
 
-/* The -v table, "like the others" (SPEC §8): every column right-aligned, time with three
+/* The -v table, "like the others" (docs/cli.md): every column right-aligned, time with three
  * decimals. */
 static void test_info(void **state) {
     (void)state;
@@ -133,7 +133,7 @@ static void test_bold(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spec_example),
+        cmocka_unit_test(test_docs_example),
         cmocka_unit_test(test_wide_numbers),
         cmocka_unit_test(test_blank_line_between_queues),
         cmocka_unit_test(test_alignment),

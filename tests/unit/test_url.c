@@ -1,5 +1,5 @@
-/* test_url.c: the Redis URLs of SPEC §2 as bg__url_parse reads them: every accepted form,
- * percent-decoding, masking of the password in URLs and in error messages, and every
+/* test_url.c: the Redis URLs of docs/schema.md#formats as bg__url_parse reads them: every accepted
+ * form, percent-decoding, masking of the password in URLs and in error messages, and every
  * malformed form refused with BG_EURL. No Redis. */
 #include <setjmp.h>
 #include <stdarg.h>
