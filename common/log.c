@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "bg_common.h"
+#include "text.h"
 
 static const char level_letter[] = {'D', 'I', 'W', 'E'};
 static const char *const level_name[] = {"debug", "info", "warn", "error"};
@@ -32,7 +33,7 @@ static int add_fields(json_t *o, const bg_log_fields *f) {
              {"err", f->err}};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         if (s[i].value &&
-            json_object_set_new(o, s[i].name, json_stringn_nocheck(s[i].value, strlen(s[i].value))))
+            json_object_set_new(o, s[i].name, text_json(s[i].value, strlen(s[i].value))))
             return -1;
     if (f->ms >= 0 && json_object_set_new(o, "ms", json_real(f->ms)))
         return -1;
@@ -41,11 +42,11 @@ static int add_fields(json_t *o, const bg_log_fields *f) {
 
 static void json_line(const char *when, bg_log_level level, const char *role, const char *msg,
                       const bg_log_fields *fields) {
-    /* jansson escapes the message; bytes that are not UTF-8 (a foreign class name, say) are
-     * replaced rather than making the line unreadable. */
+    /* Bytes that are not UTF-8 (a foreign class name, say) become U+FFFD: jansson refuses to
+     * write a string that is not valid UTF-8, and the line would be lost. */
     json_t *o =
         json_pack("{s:s, s:s, s:s}", "time", when, "level", level_name[level], "role", role);
-    json_t *m = json_stringn_nocheck(msg, strlen(msg));
+    json_t *m = text_json(msg, strlen(msg));
     char *line = NULL;
     if (o && m && json_object_set_new(o, "msg", m) == 0) {
         m = NULL;

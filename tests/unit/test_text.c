@@ -1,4 +1,4 @@
-/* test_text.c: how bg-cli makes bytes from Redis safe to print (bg-cli/text.c): escapes,
+/* test_text.c: how bg-cli makes bytes from Redis safe to print (common/text.c): escapes,
  * cutting on a character with an ellipsis, JSON of bytes that are not UTF-8, ISO times; and the
  * multi-row table and the latency column of bg-cli/table.c. No Redis. */
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "../../bg-cli/table.c"
-#include "../../bg-cli/text.c"
+#include "../../common/text.c"
 
 static void expect_escape(const char *in, size_t len, size_t width, const char *want) {
     char *got = text_escape(in, len, width);

@@ -1,8 +1,8 @@
 /* text.h: turning bytes read from Redis into text that is safe to print: on a terminal (control
  * characters escaped, long values cut with an ellipsis), in JSON (valid UTF-8), and times in
  * ISO 8601. Any of these bytes may have been written by a program other than bg. */
-#ifndef BG_CLI_TEXT_H
-#define BG_CLI_TEXT_H
+#ifndef BG_COMMON_TEXT_H
+#define BG_COMMON_TEXT_H
 
 #include <stddef.h>
 #include <stdint.h>
