@@ -99,4 +99,19 @@ bg_logger bgc_logger(bgc_log_config *cfg);
 /* Parses "text" or "json" into cfg->json. 0 or -1. */
 int bgc_parse_log_format(const char *s, bgc_log_config *cfg);
 
+/* ---- sdnotify.c ---- */
+
+/* Sends state (one or more "KEY=value" lines, e.g. "READY=1" or "STATUS=connected") in one
+ * datagram to the socket systemd names in $NOTIFY_SOCKET: an absolute path, or "@name" in the
+ * abstract namespace. Returns 1 when sent, 0 when $NOTIFY_SOCKET is unset or empty (not run by
+ * systemd with Type=notify: nothing to do), -1 on an unusable address or a failed send (errno
+ * set). Needs no libsystemd; never blocks for long (a full socket buffer fails the send). */
+int bgc_sd_notify(const char *state);
+
+/* How often, in microseconds, the process should send "WATCHDOG=1": half of $WATCHDOG_USEC
+ * (systemd's WatchdogSec=), so one late ping is not yet a restart; 0 when no watchdog is
+ * wanted (the variable is unset or not a positive number, or $WATCHDOG_PID names another
+ * process). */
+uint64_t bgc_sd_watchdog_interval_us(void);
+
 #endif
