@@ -20,8 +20,7 @@
 --                                                     cut to 100 bytes; length is the whole's)
 --   {'badkey', key, what}                             a key of the queue is unsound: the queue
 --                                                     was skipped, nothing of it touched
-local t = redis.call('TIME')
-local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local now = dec(now_ms())
 local JP, AP, PP, RP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local CP, FP, DP, SP, STP = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local wrk, rid, defrty = ARGV[10], ARGV[11], ARGV[12]
@@ -45,7 +44,7 @@ local counters = {'completed', 'failed', 'dead'}
 
 -- A job's rty, att or itr: absent, or a whole number bg can count with (0 to 999999999).
 local function field(v)
-  return not v or (#v <= 9 and string.find(v, '^%d+$') ~= nil)
+  return not v or whole(v, 9) ~= nil
 end
 
 -- nil when every key of queue q is sound, else the bad key and what is wrong with it.
@@ -192,11 +191,7 @@ for _, j in ipairs(taken) do
   else
     redis.call('HSET', AP .. aid, 'sta', now, 'job', id, 'wrk', wrk, 'que', q)
   end
-  local s = started[q]
-  if not s then
-    s = {}
-    started[q] = s
-  end
+  local s = list_in(started, q)
   s[#s + 1] = aid
   if why then
     out[#out + 1] = {'inv', aid, id, q, why}

@@ -70,6 +70,7 @@ typedef enum {
     BG__LUA_SCHEDULE,
     BG__LUA_TRIM,
     BG__LUA_RETRY,
+    BG__LUA_RETRY_DEAD,
     BG__LUA_OLDEST,
     BG__LUA_DEAD,
     BG__LUA_PURGE,
@@ -77,7 +78,6 @@ typedef enum {
 } bg__script_id;
 
 const char *bg__script_source(bg__script_id id);
-const char *bg__script_name(bg__script_id id);
 /* Returns 1 when r is a script's refusal, {'badkey', key, what} or {'badarg', name, what}: a
  * check failed before any write, so nothing changed. Sets *key and *what (when not NULL). */
 int bg__script_refused(const redisReply *r, const char **key, const char **what);
