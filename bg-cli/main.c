@@ -13,7 +13,7 @@
 
 static const cli_cmd *const commands[] = {&cli_cmd_status, &cli_cmd_enqueue, &cli_cmd_dequeue,
                                           &cli_cmd_retry,  &cli_cmd_failed,  &cli_cmd_dead,
-                                          &cli_cmd_purge,  &cli_cmd_ping};
+                                          &cli_cmd_purge,  &cli_cmd_ping,    &cli_cmd_show};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void vreport(const cli_cmd *cmd, const char *fmt, va_list ap, const char *tail)

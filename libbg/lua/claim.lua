@@ -2,7 +2,8 @@
 -- attempt for each, in one atomic step: a worker killed at any instant leaves every job either
 -- still in its ready list or with an attempt in processing (docs/claim.md). Redis never rolls a
 -- script back, so every check comes first (key types, job fields, sizes) and the writes after
--- it are ones that cannot fail.
+-- it are ones that cannot fail. Each claimed job's hash gets att (and rty when it had none) and
+-- lat, the new attempt's UUID; the attempt gets prv, the job's lat before (when it had one).
 -- ARGV[1] jobs prefix       ARGV[2] attempts prefix  ARGV[3] processing prefix
 -- ARGV[4] ready prefix      ARGV[5] completed prefix ARGV[6] failed prefix
 -- ARGV[7] dead prefix       ARGV[8] scheduled prefix ARGV[9] stats prefix
@@ -143,7 +144,7 @@ for _, q in ipairs(queues) do
         elseif n > 0 and bytes + size > budget then
           full = true
         else
-          local h = redis.call('HMGET', key, 'cls', 'rty', 'att', 'itr', 'arg')
+          local h = redis.call('HMGET', key, 'cls', 'rty', 'att', 'itr', 'arg', 'lat')
           used = used + 1
           if size == 0 and not (h[1] or h[2] or h[3] or h[4] or h[5]) and
               redis.call('EXISTS', key) == 0 then
@@ -186,11 +187,17 @@ end
 local started = {} -- attempt UUIDs per queue, added to the processing sets in one SADD each
 for _, j in ipairs(taken) do
   local aid, id, q, h, why = j[1], j[2], j[3], j[4], j[5]
+  local a = {'sta', now, 'job', id, 'wrk', wrk, 'que', q}
   if rid ~= '' then
-    redis.call('HSET', AP .. aid, 'sta', now, 'job', id, 'wrk', wrk, 'que', q, 'rid', rid)
-  else
-    redis.call('HSET', AP .. aid, 'sta', now, 'job', id, 'wrk', wrk, 'que', q)
+    a[9], a[10] = 'rid', rid
   end
+  -- prv: the job's attempt before this one, so its attempts form a chain, newest first, that
+  -- `bg-cli show` walks from the job's lat (docs/schema.md#nsjobsjob).
+  if not why and h[6] and h[6] ~= '' then
+    a[#a + 1] = 'prv'
+    a[#a + 1] = h[6]
+  end
+  redis.call('HSET', AP .. aid, unpack(a))
   local s = list_in(started, q)
   s[#s + 1] = aid
   if why then
@@ -198,10 +205,10 @@ for _, j in ipairs(taken) do
   else
     local rty, att = h[2], (tonumber(h[3]) or 0) + 1
     if rty then
-      redis.call('HSET', JP .. id, 'att', att)
+      redis.call('HSET', JP .. id, 'att', att, 'lat', aid)
     else
       rty = defrty
-      redis.call('HSET', JP .. id, 'att', att, 'rty', rty)
+      redis.call('HSET', JP .. id, 'att', att, 'lat', aid, 'rty', rty)
     end
     out[#out + 1] = {'ok', aid, id, q, h[1], j[6], att, tonumber(rty)}
   end

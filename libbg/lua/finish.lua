@@ -13,6 +13,8 @@
 --   the head of its ready list and att down by one; 'unclaim' attempt deleted, job back at the
 --   head of ready, att down by one (prefetched, never started); 'vanish' its worker vanished:
 --   no fin, no time, itr up by one, dead at max interruptions, else as 'fail'.
+-- 'fail', 'dead' and 'vanish' write the job's ler and lms (the attempt's err and msg, the
+-- latter '' when it has none); 'shutdown' is no failure of the job and writes neither.
 -- A guard wrk (when not "") must equal the attempt's wrk and the guard rid its rid.
 --
 -- Check, then write (docs/claim.md): Redis never rolls a script back, so each record makes all
@@ -149,18 +151,20 @@ local function need_ready(r)
   end
 end
 
-local function give_back(r)
+local function give_back(r, lat)
   if r.job then
-    hand_back(RP .. r.q, r.id, r.jk, r.att)
+    hand_back(RP .. r.q, r.id, r.jk, r.att, lat)
   end
 end
 
--- Prefetched, never started: the attempt deleted, the job back at the head of ready.
+-- Prefetched, never started: the attempt deleted, the job back at the head of ready. When the
+-- job's lat names the deleted attempt it goes back to the one before (prv; '' for none), so
+-- the chain `bg-cli show` walks never starts at an attempt that is gone.
 local function unclaim(r)
   need_ready(r)
   return commit(r, function()
     redis.call('DEL', r.ak)
-    give_back(r)
+    give_back(r, r.lat == r.aid and (r.prv or '') or nil)
   end)
 end
 
@@ -213,8 +217,12 @@ local function failure(r, buried, vanished)
     if not r.job then
       return
     end
+    -- ler and lms: why the job failed last, kept on the job, so a dead job says why it died
+    -- after its failed attempts are trimmed (docs/schema.md#nsjobsjob).
     if vanished and r.jk then
-      redis.call('HSET', r.jk, 'itr', dec(r.itr + 1))
+      redis.call('HSET', r.jk, 'ler', r.err, 'lms', r.msg, 'itr', dec(r.itr + 1))
+    elseif r.jk then
+      redis.call('HSET', r.jk, 'ler', r.err, 'lms', r.msg)
     end
     if buried then
       redis.call('ZADD', DP .. r.q, nowms, r.id)
@@ -272,7 +280,7 @@ local function finish(aid, q, outcome, tm, err, msg, rnd, gw, gr, maxitr)
   -- Everything a record needs is read, and every key it writes checked, before it writes.
   local a
   if outcome ~= 'ok' then
-    a = redis.call('HMGET', r.ak, 'wrk', 'rid', 'job')
+    a = redis.call('HMGET', r.ak, 'wrk', 'rid', 'job', 'prv')
   elseif gw ~= '' then
     a = redis.call('HMGET', r.ak, 'wrk', 'rid')
   end
@@ -289,9 +297,10 @@ local function finish(aid, q, outcome, tm, err, msg, rnd, gw, gr, maxitr)
     local jkind = redis.call('TYPE', JP .. r.id).ok
     if jkind == 'hash' then
       r.jk = JP .. r.id
-      local job = redis.call('HMGET', r.jk, 'att', 'rty', 'itr')
+      local job = redis.call('HMGET', r.jk, 'att', 'rty', 'itr', 'lat')
       r.att, r.rty, r.itr = whole(job[1], 15, true), whole(job[2], 15, true),
         whole(job[3], 15, true) or 0
+      r.lat, r.prv = job[4], a[4] or nil
     elseif jkind ~= 'none' then
       r.odd = true
     end

@@ -87,11 +87,14 @@ end
 
 -- Hands a job back to the head of its ready list, for it to be claimed again before anything
 -- else: its UUID LPUSHed on rk, and its job hash jk (nil when its key holds another type, for
--- the claim to bury) given back the attempt it had counted (att, as read, down by one). The
--- caller deletes or fails the attempt itself, and has checked rk and jk.
-local function hand_back(rk, id, jk, att)
+-- the claim to bury) given back the attempt it had counted (att, as read, down by one), and,
+-- when lat is given, its latest attempt set to lat (in the same HSET). The caller deletes or
+-- fails the attempt itself, and has checked rk and jk.
+local function hand_back(rk, id, jk, att, lat)
   redis.call('LPUSH', rk, id)
-  if jk then
+  if jk and lat then
+    redis.call('HSET', jk, 'att', dec(math.max((att or 1) - 1, 0)), 'lat', lat)
+  elseif jk then
     redis.call('HSET', jk, 'att', dec(math.max((att or 1) - 1, 0)))
   end
 end
