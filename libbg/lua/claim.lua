@@ -2,7 +2,8 @@
 -- attempt for each, in one atomic step: a worker killed at any instant leaves every job either
 -- still in its ready list or with an attempt in processing (docs/claim.md). Redis never rolls a
 -- script back, so every check comes first (key types, job fields, sizes) and the writes after
--- it are ones that cannot fail.
+-- it are ones that cannot fail. Each claimed job's hash gets att (and rty when it had none) and
+-- lat, the new attempt's UUID; the attempt gets prv, the job's lat before (when it had one).
 -- ARGV[1] jobs prefix       ARGV[2] attempts prefix  ARGV[3] processing prefix
 -- ARGV[4] ready prefix      ARGV[5] completed prefix ARGV[6] failed prefix
 -- ARGV[7] dead prefix       ARGV[8] scheduled prefix ARGV[9] stats prefix
@@ -20,8 +21,7 @@
 --                                                     cut to 100 bytes; length is the whole's)
 --   {'badkey', key, what}                             a key of the queue is unsound: the queue
 --                                                     was skipped, nothing of it touched
-local t = redis.call('TIME')
-local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local now = dec(now_ms())
 local JP, AP, PP, RP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local CP, FP, DP, SP, STP = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local wrk, rid, defrty = ARGV[10], ARGV[11], ARGV[12]
@@ -45,7 +45,7 @@ local counters = {'completed', 'failed', 'dead'}
 
 -- A job's rty, att or itr: absent, or a whole number bg can count with (0 to 999999999).
 local function field(v)
-  return not v or (#v <= 9 and string.find(v, '^%d+$') ~= nil)
+  return not v or whole(v, 9) ~= nil
 end
 
 -- nil when every key of queue q is sound, else the bad key and what is wrong with it.
@@ -144,7 +144,7 @@ for _, q in ipairs(queues) do
         elseif n > 0 and bytes + size > budget then
           full = true
         else
-          local h = redis.call('HMGET', key, 'cls', 'rty', 'att', 'itr', 'arg')
+          local h = redis.call('HMGET', key, 'cls', 'rty', 'att', 'itr', 'arg', 'lat')
           used = used + 1
           if size == 0 and not (h[1] or h[2] or h[3] or h[4] or h[5]) and
               redis.call('EXISTS', key) == 0 then
@@ -187,26 +187,28 @@ end
 local started = {} -- attempt UUIDs per queue, added to the processing sets in one SADD each
 for _, j in ipairs(taken) do
   local aid, id, q, h, why = j[1], j[2], j[3], j[4], j[5]
+  local a = {'sta', now, 'job', id, 'wrk', wrk, 'que', q}
   if rid ~= '' then
-    redis.call('HSET', AP .. aid, 'sta', now, 'job', id, 'wrk', wrk, 'que', q, 'rid', rid)
-  else
-    redis.call('HSET', AP .. aid, 'sta', now, 'job', id, 'wrk', wrk, 'que', q)
+    a[9], a[10] = 'rid', rid
   end
-  local s = started[q]
-  if not s then
-    s = {}
-    started[q] = s
+  -- prv: the job's attempt before this one, so its attempts form a chain, newest first, that
+  -- `bg-cli show` walks from the job's lat (docs/schema.md#nsjobsjob).
+  if not why and h[6] and h[6] ~= '' then
+    a[#a + 1] = 'prv'
+    a[#a + 1] = h[6]
   end
+  redis.call('HSET', AP .. aid, unpack(a))
+  local s = list_in(started, q)
   s[#s + 1] = aid
   if why then
     out[#out + 1] = {'inv', aid, id, q, why}
   else
     local rty, att = h[2], (tonumber(h[3]) or 0) + 1
     if rty then
-      redis.call('HSET', JP .. id, 'att', att)
+      redis.call('HSET', JP .. id, 'att', att, 'lat', aid)
     else
       rty = defrty
-      redis.call('HSET', JP .. id, 'att', att, 'rty', rty)
+      redis.call('HSET', JP .. id, 'att', att, 'lat', aid, 'rty', rty)
     end
     out[#out + 1] = {'ok', aid, id, q, h[1], j[6], att, tonumber(rty)}
   end

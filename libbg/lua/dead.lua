@@ -12,24 +12,12 @@
 -- Errors: 'WRONGTYPE <key> is a <type>, not a <type>', before any write.
 local JP, DP = ARGV[1], ARGV[2]
 
--- The type of key when it is neither want nor missing, else nil.
-local function wrong(key, want)
-  local t = redis.call('TYPE', key).ok
-  if t ~= want and t ~= 'none' then
-    return t
-  end
-end
-
-local function type_error(key, t, want)
-  return redis.error_reply('WRONGTYPE ' .. key .. ' is a ' .. t .. ', not a ' .. want)
-end
-
 if ARGV[3] == 'job' then
   local id = ARGV[4]
   local jk = JP .. id
-  local t = wrong(jk, 'hash')
-  if t then
-    return type_error(jk, t, 'hash')
+  local e = wrongtype(jk, 'hash', 'hash')
+  if e then
+    return e
   end
   local qs = {}
   if ARGV[5] == 'que' then
@@ -42,9 +30,9 @@ if ARGV[3] == 'job' then
     qs[#qs + 1] = ARGV[i]
   end
   for _, q in ipairs(qs) do
-    local tq = wrong(DP .. q, 'zset')
-    if tq then
-      return type_error(DP .. q, tq, 'sorted set')
+    e = wrongtype(DP .. q, 'zset', 'sorted set')
+    if e then
+      return e
     end
   end
   for _, q in ipairs(qs) do
@@ -56,22 +44,14 @@ if ARGV[3] == 'job' then
   return redis.call('EXISTS', jk) == 1 and {0, 'notdead'} or {0, 'nojob'}
 end
 
-local dk, n = DP .. ARGV[4], tonumber(ARGV[5]) or 500
-local t = wrong(dk, 'zset')
-if t then
-  return type_error(dk, t, 'sorted set')
+-- The n oldest entries of the dead set dk, and the job hashes they name.
+local function delete_oldest(dk, n)
+  local ids = redis.call('ZRANGE', dk, 0, n - 1)
+  local hashes = job_hashes(JP, ids)
+  zrem_all(dk, ids)
+  del_each(hashes)
+  return {#ids, #ids}
 end
-local ids = redis.call('ZRANGE', dk, 0, n - 1)
-local hashes = {}
-for _, id in ipairs(ids) do
-  if redis.call('TYPE', JP .. id).ok == 'hash' then
-    hashes[#hashes + 1] = JP .. id
-  end
-end
-if #ids > 0 then
-  redis.call('ZREM', dk, unpack(ids))
-end
-for _, k in ipairs(hashes) do
-  redis.call('DEL', k)
-end
-return {#ids, #ids}
+
+local dk = DP .. ARGV[4]
+return wrongtype(dk, 'zset', 'sorted set') or delete_oldest(dk, tonumber(ARGV[5]) or 500)

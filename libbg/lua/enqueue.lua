@@ -15,12 +15,11 @@ local job = ARGV[1] .. id
 local names = {[9] = 'rty', [10] = 'at', [11] = 'in'}
 for i = 9, 11 do
   local v = ARGV[i]
-  if v ~= '' and (#v > 15 or not string.find(v, '^%d+$')) then
+  if v ~= '' and not whole(v, 15) then
     return {'badarg', names[i], 'not a whole number'}
   end
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local at
 if ARGV[10] ~= '' then
   at = tonumber(ARGV[10])
@@ -32,13 +31,13 @@ local bad = badkey(job, 'hash') or badkey(ARGV[4], 'set') or
 if bad then
   return bad
 end
-redis.call('HSET', job, 'que', q, 'cls', ARGV[7], 'arg', ARGV[8], 'qat', string.format('%d', now))
+redis.call('HSET', job, 'que', q, 'cls', ARGV[7], 'arg', ARGV[8], 'qat', dec(now))
 if ARGV[9] ~= '' then
   redis.call('HSET', job, 'rty', ARGV[9])
 end
 redis.call('SADD', ARGV[4], q)
 if at then
-  redis.call('HSET', job, 'pat', string.format('%d', at))
+  redis.call('HSET', job, 'pat', dec(at))
   redis.call('ZADD', ARGV[3] .. q, at, id)
   return at
 end

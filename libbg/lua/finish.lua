@@ -1,7 +1,7 @@
 -- finish.lua: records the outcome of attempts, each exactly once: an attempt is finalized only
 -- while it is still in its processing set (and, when a guard is given, still owned by the
--- connection the caller judged). Every failure path of SPEC section 4 lives here, for workers and
--- watchers alike.
+-- connection the caller judged). Every failure path of docs/schema.md#a-jobs-life lives here, for workers
+-- and watchers alike.
 -- ARGV[1] attempts prefix  ARGV[2] jobs prefix   ARGV[3] processing prefix
 -- ARGV[4] completed prefix ARGV[5] failed prefix ARGV[6] scheduled prefix
 -- ARGV[7] dead prefix      ARGV[8] ready prefix  ARGV[9] stats prefix  ARGV[10] jps prefix
@@ -13,6 +13,8 @@
 --   the head of its ready list and att down by one; 'unclaim' attempt deleted, job back at the
 --   head of ready, att down by one (prefetched, never started); 'vanish' its worker vanished:
 --   no fin, no time, itr up by one, dead at max interruptions, else as 'fail'.
+-- 'fail', 'dead' and 'vanish' write the job's ler and lms (the attempt's err and msg, the
+-- latter '' when it has none); 'shutdown' is no failure of the job and writes neither.
 -- A guard wrk (when not "") must equal the attempt's wrk and the guard rid its rid.
 --
 -- Check, then write (docs/claim.md): Redis never rolls a script back, so each record makes all
@@ -33,30 +35,17 @@
 --                   the member was removed from processing, nothing recorded
 --   {2, key, what}  not recorded, nothing touched: key is what ('a string, not a zset',
 --                   'failed is not a whole number'); for a bad argument key is its name
-local t = redis.call('TIME')
-local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local now = string.format('%d', nowms)
-local slot = string.format('%d', math.floor(nowms / 100))
+local nowms = now_ms()
+local now = dec(nowms)
+local slot = dec(math.floor(nowms / 100))
 local AP, JP, PP, CP, FP, SP, DP, RP, STP, JPS =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local out = {}
 -- Completed attempts per queue: {ms, attempt, ms, attempt, ...}, one ZADD each at the end.
 local done = {}
 
-local outcomes = {ok = 1, fail = 1, dead = 1, shutdown = 1, unclaim = 1, vanish = 1}
 local timed = {ok = 1, fail = 1, dead = 1, shutdown = 1}
 
--- A whole number as a job's fields must hold it; nil for anything a foreign producer may have
--- written instead ('abc', 'inf', '0x1', '1e3').
-local function whole(v)
-  if v and #v <= 15 and string.find(v, '^%-?%d+$') then
-    return tonumber(v)
-  end
-  return nil
-end
-
--- A counter HINCRBY or INCRBY can add to: absent, or a decimal Redis reads as a 64-bit integer
--- (no '+', no leading zero), short enough that what one call adds cannot overflow it.
 -- What is wrong with a key shared by records (a queue's sets, list, stats, jps slot), false
 -- when nothing: each is looked at once a call, whatever the number of its records. The writes
 -- of this script never change a key's type, so a verdict holds for the whole call.
@@ -122,41 +111,178 @@ local function need_jps(q)
   end
 end
 
-local function bury(q, id)
-  redis.call('ZADD', DP .. q, nowms, id)
-  redis.call('HINCRBY', STP .. q, 'dead', 1)
+-- The end of a record's checks. When every one passed, takes the attempt out of processing
+-- (so it is recorded once) and runs write, the record's writes, none of which can fail;
+-- returns 1. Else returns {2, key, what} for the first unsound key, or 0 when the attempt is
+-- no longer processing (whatever its keys: nothing is pending).
+local function commit(r, write)
+  if bad then
+    if redis.call('SISMEMBER', r.pk, r.aid) == 0 then
+      return 0
+    end
+    return {2, bad[1], bad[2]}
+  end
+  if redis.call('SREM', r.pk, r.aid) == 0 then
+    return 0
+  end
+  write()
+  return 1
 end
 
--- Checks one record, then, when every check passed, records it. Returns its reply element.
+-- ---- one function per outcome: the keys its writes touch are checked, then it writes ----
+
+local function ok(r)
+  need(CP .. r.q, 'zset')
+  need_counter(r.q, 'completed')
+  need_jps(r.q)
+  return commit(r, function()
+    redis.call('HSET', r.ak, 'fin', now, 'time', r.tm)
+    local d = list_in(done, r.q)
+    d[#d + 1] = nowms
+    d[#d + 1] = r.aid
+  end)
+end
+
+-- A job handed back to the head of its ready list (when there is a job: one whose key holds
+-- another type goes back too, for the claim to bury): the list's check, and the hand-back.
+local function need_ready(r)
+  if r.job then
+    need(RP .. r.q, 'list')
+  end
+end
+
+local function give_back(r, lat)
+  if r.job then
+    hand_back(RP .. r.q, r.id, r.jk, r.att, lat)
+  end
+end
+
+-- Prefetched, never started: the attempt deleted, the job back at the head of ready. When the
+-- job's lat names the deleted attempt it goes back to the one before (prv; '' for none), so
+-- the chain `bg-cli show` walks never starts at an attempt that is gone.
+local function unclaim(r)
+  need_ready(r)
+  return commit(r, function()
+    redis.call('DEL', r.ak)
+    give_back(r, r.lat == r.aid and (r.prv or '') or nil)
+  end)
+end
+
+-- A failed attempt's checks: the failed set and its counter.
+local function need_failed(r)
+  need(FP .. r.q, 'zset')
+  need_counter(r.q, 'failed')
+end
+
+-- The attempt into failed: err, fin and time (none when its worker vanished), msg.
+local function record_failed(r, vanished)
+  local fields = {'err', r.err}
+  if not vanished then
+    fields[3], fields[4], fields[5], fields[6] = 'fin', now, 'time', r.tm
+  end
+  if r.msg ~= '' then
+    fields[#fields + 1] = 'msg'
+    fields[#fields + 1] = r.msg
+  end
+  redis.call('HSET', r.ak, unpack(fields))
+  redis.call('ZADD', FP .. r.q, nowms, r.aid)
+  redis.call('HINCRBY', STP .. r.q, 'failed', 1)
+end
+
+-- Stopped by the worker's shutdown: failed, the job back at the head of ready without using
+-- up a retry.
+local function shutdown(r)
+  need_failed(r)
+  need_ready(r)
+  return commit(r, function()
+    record_failed(r, false)
+    give_back(r)
+  end)
+end
+
+-- Failed: the job retried with backoff while att <= rty, else (or when buried) dead. An rty
+-- or att that is not a whole number cannot be honoured: the job is dead, as the claim treats
+-- it, and so is a job whose key holds another type. vanished: no fin, no time, itr up by one.
+local function failure(r, buried, vanished)
+  buried = buried or r.odd or not (r.att and r.rty and r.att <= r.rty)
+  need_failed(r)
+  if r.job and buried then
+    need(DP .. r.q, 'zset')
+    need_counter(r.q, 'dead')
+  elseif r.job then
+    need(SP .. r.q, 'zset')
+  end
+  return commit(r, function()
+    record_failed(r, vanished)
+    if not r.job then
+      return
+    end
+    -- ler and lms: why the job failed last, kept on the job, so a dead job says why it died
+    -- after its failed attempts are trimmed (docs/schema.md#nsjobsjob).
+    if vanished and r.jk then
+      redis.call('HSET', r.jk, 'ler', r.err, 'lms', r.msg, 'itr', dec(r.itr + 1))
+    elseif r.jk then
+      redis.call('HSET', r.jk, 'ler', r.err, 'lms', r.msg)
+    end
+    if buried then
+      redis.call('ZADD', DP .. r.q, nowms, r.id)
+      redis.call('HINCRBY', STP .. r.q, 'dead', 1)
+    else
+      local backoff = r.att ^ 4 + 15 + r.rnd * (r.att + 1)
+      redis.call('ZADD', SP .. r.q, nowms + math.floor(backoff * 1000), r.id)
+    end
+  end)
+end
+
+local function fail(r)
+  return failure(r, false, false)
+end
+
+-- The job cannot run: never retried.
+local function dead(r)
+  return failure(r, true, false)
+end
+
+-- Its worker vanished (the watcher's Worker Timeout): dead at max interruptions.
+local function vanish(r)
+  return failure(r, r.itr + 1 >= r.maxitr, true)
+end
+
+local outcomes = {ok = ok, fail = fail, dead = dead, shutdown = shutdown, unclaim = unclaim,
+  vanish = vanish}
+
+-- Checks one record's arguments, attempt, guard and job, then hands it to its outcome's
+-- function. Returns its reply element.
 local function finish(aid, q, outcome, tm, err, msg, rnd, gw, gr, maxitr)
-  if not outcomes[outcome] then
+  local path = outcomes[outcome]
+  if not path then
     return {2, 'outcome', "not an outcome: '" .. string.sub(outcome, 1, 32) .. "'"}
   elseif not string.find(rnd, '^%d$') then
     return {2, 'rand', 'not a digit'}
-  elseif #maxitr > 15 or not string.find(maxitr, '^%d+$') then
+  elseif not whole(maxitr, 15) then
     return {2, 'max interruptions', 'not a whole number'}
   elseif timed[outcome] and (#tm > 31 or not string.find(tm, '^%d+%.?%d*$')) then
     return {2, 'time', 'not a number of milliseconds'}
   end
-  rnd, maxitr = tonumber(rnd), tonumber(maxitr)
-  local ak, pk = AP .. aid, PP .. q
-  local v = kind_of(pk, 'set')
+  local r = {aid = aid, q = q, tm = tm, err = err, msg = msg, rnd = tonumber(rnd),
+    maxitr = tonumber(maxitr), ak = AP .. aid, pk = PP .. q}
+  local v = kind_of(r.pk, 'set')
   if v then
-    return {2, pk, v}
+    return {2, r.pk, v}
   end
-  local akind = redis.call('TYPE', ak).ok
+  local akind = redis.call('TYPE', r.ak).ok
   if akind ~= 'hash' and (outcome ~= 'ok' or akind ~= 'none') then
     -- Not an attempt bg wrote (junk a program put in the processing set, or an attempt key
     -- another program overwrote): drop it, record nothing under its name.
-    redis.call('SREM', pk, aid)
-    return akind == 'none' and 0 or {0, ak, 'a ' .. akind .. ', not a hash'}
+    redis.call('SREM', r.pk, aid)
+    return akind == 'none' and 0 or {0, r.ak, 'a ' .. akind .. ', not a hash'}
   end
   -- Everything a record needs is read, and every key it writes checked, before it writes.
   local a
   if outcome ~= 'ok' then
-    a = redis.call('HMGET', ak, 'wrk', 'rid', 'job')
+    a = redis.call('HMGET', r.ak, 'wrk', 'rid', 'job', 'prv')
   elseif gw ~= '' then
-    a = redis.call('HMGET', ak, 'wrk', 'rid')
+    a = redis.call('HMGET', r.ak, 'wrk', 'rid')
   end
   if gw ~= '' and not (a[1] == gw and (a[2] or '') == gr) then
     return 0
@@ -164,110 +290,23 @@ local function finish(aid, q, outcome, tm, err, msg, rnd, gw, gr, maxitr)
   bad = nil
   -- The job: jk its hash; or odd when its key holds another type, a job that cannot run, which
   -- goes where the claim puts such a job (dead) or back to ready for the claim to, its key
-  -- untouched; neither when it is gone.
-  local id, jk, odd, att, rty, itr, buried
+  -- untouched; neither when it is gone. job: either.
+  r.itr = 0
   if outcome ~= 'ok' and a[3] then
-    id = a[3]
-    local jkind = redis.call('TYPE', JP .. id).ok
+    r.id = a[3]
+    local jkind = redis.call('TYPE', JP .. r.id).ok
     if jkind == 'hash' then
-      jk = JP .. id
-      local job = redis.call('HMGET', jk, 'att', 'rty', 'itr')
-      att, rty, itr = whole(job[1]), whole(job[2]), whole(job[3]) or 0
+      r.jk = JP .. r.id
+      local job = redis.call('HMGET', r.jk, 'att', 'rty', 'itr', 'lat')
+      r.att, r.rty, r.itr = whole(job[1], 15, true), whole(job[2], 15, true),
+        whole(job[3], 15, true) or 0
+      r.lat, r.prv = job[4], a[4] or nil
     elseif jkind ~= 'none' then
-      odd = true
+      r.odd = true
     end
   end
-  if outcome == 'ok' then
-    need(CP .. q, 'zset')
-    need_counter(q, 'completed')
-    need_jps(q)
-  elseif outcome == 'unclaim' then
-    if jk or odd then
-      need(RP .. q, 'list')
-    end
-  else
-    need(FP .. q, 'zset')
-    need_counter(q, 'failed')
-    if (jk or odd) and outcome == 'shutdown' then
-      need(RP .. q, 'list')
-    elseif jk or odd then
-      -- A failed attempt's job: retried with backoff while att <= rty, else dead. An rty or
-      -- att that is not a whole number cannot be honoured: the job is dead, as the claim
-      -- treats it.
-      buried = odd or outcome == 'dead' or (outcome == 'vanish' and itr + 1 >= maxitr) or
-        not (att and rty and att <= rty)
-      if buried then
-        need(DP .. q, 'zset')
-        need_counter(q, 'dead')
-      else
-        need(SP .. q, 'zset')
-      end
-    end
-  end
-  if bad then
-    -- An attempt no longer processing is skipped whatever its keys: nothing is pending.
-    if redis.call('SISMEMBER', pk, aid) == 0 then
-      return 0
-    end
-    return {2, bad[1], bad[2]}
-  end
-
-  -- Every check passed: from here on no call can fail.
-  if redis.call('SREM', pk, aid) == 0 then
-    return 0
-  end
-  if outcome == 'ok' then
-    redis.call('HSET', ak, 'fin', now, 'time', tm)
-    local d = done[q]
-    if not d then
-      d = {}
-      done[q] = d
-    end
-    d[#d + 1] = nowms
-    d[#d + 1] = aid
-    return 1
-  end
-  if outcome == 'unclaim' then
-    redis.call('DEL', ak)
-    if jk or odd then
-      redis.call('LPUSH', RP .. q, id)
-    end
-    if jk then
-      redis.call('HSET', jk, 'att', string.format('%d', math.max((att or 1) - 1, 0)))
-    end
-    return 1
-  end
-  local fields = {'err', err}
-  if outcome ~= 'vanish' then
-    fields[3], fields[4], fields[5], fields[6] = 'fin', now, 'time', tm
-  end
-  if msg ~= '' then
-    fields[#fields + 1] = 'msg'
-    fields[#fields + 1] = msg
-  end
-  redis.call('HSET', ak, unpack(fields))
-  redis.call('ZADD', FP .. q, nowms, aid)
-  redis.call('HINCRBY', STP .. q, 'failed', 1)
-  if not (jk or odd) then
-    return 1
-  end
-  if outcome == 'shutdown' then
-    redis.call('LPUSH', RP .. q, id)
-    if jk then
-      redis.call('HSET', jk, 'att', string.format('%d', math.max((att or 1) - 1, 0)))
-    end
-    return 1
-  end
-  if outcome == 'vanish' and jk then
-    redis.call('HSET', jk, 'itr', string.format('%d', itr + 1))
-  end
-  if buried then
-    bury(q, id)
-  else
-    local backoff = att ^ 4 + 15 + rnd * (att + 1)
-    redis.call('ZADD', SP .. q, nowms + math.floor(backoff * 1000), id)
-  end
-  return 1
+  r.job = r.jk or r.odd
+  return path(r)
 end
 
 -- Callers send 100 records at most; the bound keeps the completed set's ZADD below (two

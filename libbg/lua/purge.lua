@@ -11,34 +11,18 @@
 local JP, rk, sk = ARGV[1], ARGV[2], ARGV[3]
 local nr, ns = tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0
 
-local function check(key, want, name)
-  local t = redis.call('TYPE', key).ok
-  if t ~= want and t ~= 'none' then
-    return redis.error_reply('WRONGTYPE ' .. key .. ' is a ' .. t .. ', not a ' .. name)
-  end
-end
-
-local e = check(rk, 'list', 'list') or check(sk, 'zset', 'sorted set')
+local e = wrongtype(rk, 'list', 'list') or wrongtype(sk, 'zset', 'sorted set')
 if e then
   return e
 end
 local ready = nr > 0 and redis.call('LRANGE', rk, 0, nr - 1) or {}
 local sched = ns > 0 and redis.call('ZRANGE', sk, 0, ns - 1) or {}
-local hashes = {}
-for _, list in ipairs({ready, sched}) do
-  for _, id in ipairs(list) do
-    if redis.call('TYPE', JP .. id).ok == 'hash' then
-      hashes[#hashes + 1] = JP .. id
-    end
-  end
-end
+local hashes = job_hashes(JP, sched, job_hashes(JP, ready))
 if #ready > 0 then
   redis.call('LTRIM', rk, #ready, -1)
 end
 if #sched > 0 then
   redis.call('ZREMRANGEBYRANK', sk, 0, #sched - 1)
 end
-for _, k in ipairs(hashes) do
-  redis.call('DEL', k)
-end
+del_each(hashes)
 return {#ready, #sched}

@@ -10,19 +10,16 @@
 -- string that is no job, or a job key of another type, moves like any job and is the claim's
 -- to judge (dropped, or buried as InvalidJob).
 local S, R = ARGV[1], ARGV[2]
-local batch = ARGV[3]
-if not string.find(batch, '^%d+$') or #batch > 9 or tonumber(batch) < 1 then
+local batch = whole(ARGV[3], 9)
+if not batch or batch < 1 then
   return {'badarg', 'batch', 'not a whole number of at least 1'}
 end
-for _, kw in ipairs({{S, 'zset'}, {R, 'list'}}) do
-  local kind = redis.call('TYPE', kw[1]).ok
-  if kind ~= kw[2] and kind ~= 'none' then
-    return {'badkey', kw[1], 'a ' .. kind .. ', not a ' .. kw[2]}
-  end
+local bad = badkey(S, 'zset') or badkey(R, 'list')
+if bad then
+  return bad
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', S, '-inf', now, 'LIMIT', 0, tonumber(batch))
+local now = now_ms()
+local due = redis.call('ZRANGEBYSCORE', S, '-inf', now, 'LIMIT', 0, batch)
 local moved = 0
 for _, id in ipairs(due) do
   if redis.call('ZREM', S, id) == 1 then
@@ -39,4 +36,4 @@ if nxt[2] then
     n = -1
   end
 end
-return {moved, string.format('%d', n), string.format('%d', now)}
+return {moved, dec(n), dec(now)}

@@ -18,7 +18,7 @@ if mode ~= 'completed' and mode ~= 'failed' and mode ~= 'dead' then
 end
 local names = {'cutoff', 'cap', 'batch'}
 for i = 5, 7 do
-  if not string.find(ARGV[i], '^%-?%d+$') or #ARGV[i] > 15 then
+  if not whole(ARGV[i], 15, true) then
     return {'badarg', names[i - 4], 'not a whole number'}
   end
 end
@@ -26,9 +26,9 @@ local cutoff, cap, batch = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7
 if cap < 0 or batch < 1 then
   return {'badarg', cap < 0 and 'cap' or 'batch', 'out of range'}
 end
-local kind = redis.call('TYPE', set).ok
-if kind ~= 'zset' and kind ~= 'none' then
-  return {'badkey', set, 'a ' .. kind .. ', not a zset'}
+local bad = badkey(set, 'zset')
+if bad then
+  return bad
 end
 local victims = redis.call('ZRANGEBYSCORE', set, '-inf', cutoff, 'LIMIT', 0, batch)
 if #victims < batch then
@@ -50,9 +50,7 @@ if mode == 'completed' then
     end
   end
 end
-if #victims > 0 then
-  redis.call('ZREM', set, unpack(victims))
-end
+zrem_all(set, victims)
 for i, v in ipairs(victims) do
   if mode == 'dead' then
     redis.call('DEL', JP .. v)

@@ -90,6 +90,7 @@ typedef enum {
     BG__LUA_SCHEDULE,
     BG__LUA_TRIM,
     BG__LUA_RETRY,
+    BG__LUA_RETRY_DEAD,
     BG__LUA_OLDEST,
     BG__LUA_DEAD,
     BG__LUA_PURGE,

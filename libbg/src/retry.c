@@ -1,5 +1,5 @@
-/* retry.c: puts dead jobs, and jobs waiting for their retry, back on their ready list now
- * (retry.lua), for `bg-cli retry`. */
+/* retry.c: puts dead jobs, and jobs waiting for their retry, back on their ready list now, for
+ * `bg-cli retry`: one job (retry.lua), or every dead job of some queues (retry_dead.lua). */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,7 +9,7 @@
  * size of the dead set. */
 #define DEAD_BATCH 500
 
-/* The prefixes retry.lua takes as ARGV[1..4]. */
+/* The key prefixes the two scripts take first. */
 typedef struct {
     char jobs[256], ready[256], sched[256], dead[256];
 } prefixes;
@@ -21,13 +21,10 @@ static void set_prefixes(prefixes *p, const char *ns) {
     bg__key(p->dead, sizeof p->dead, ns, BG__K_DEAD, "");
 }
 
-/* Runs retry.lua with the given mode arguments; returns its reply (an array) or NULL after an
- * error reported on c, its code in *rc. */
-static redisReply *run(bg_client *c, const prefixes *p, int argc, const char **args, int *rc) {
-    const char *argv[8] = {p->jobs, p->ready, p->sched, p->dead};
-    for (int i = 0; i < argc; i++)
-        argv[4 + i] = args[i];
-    redisReply *r = bg__conn_eval_strs(&c->conn, BG__LUA_RETRY, 0, 4 + argc, argv);
+/* Runs script id with its arguments; returns its reply (an array) or NULL after an error
+ * reported on c, its code in *rc. */
+static redisReply *run(bg_client *c, bg__script_id id, int argc, const char **argv, int *rc) {
+    redisReply *r = bg__conn_eval_strs(&c->conn, id, 0, argc, argv);
     if (!r) {
         *rc = bg__client_fail(c, BG_EIO, "retry on %s: %s", c->url_masked, c->conn.err);
         return NULL;
@@ -59,8 +56,8 @@ int bg_retry(bg_client *c, const char *job_id) {
     if ((rc = bg__client_ensure(c)) != BG_OK)
         return rc;
     set_prefixes(&p, c->ns);
-    const char *args[] = {"job", job_id};
-    redisReply *r = run(c, &p, 2, args, &rc);
+    const char *argv[] = {p.jobs, p.ready, p.sched, p.dead, job_id};
+    redisReply *r = run(c, BG__LUA_RETRY, 5, argv, &rc);
     if (!r)
         return rc;
     const char *why = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "";
@@ -90,12 +87,12 @@ static int retry_dead_queue(bg_client *c, const prefixes *p, const char *q, size
     char batch[16], skip[24];
     long long skipped = 0;
     snprintf(batch, sizeof batch, "%d", DEAD_BATCH);
-    const char *args[] = {"dead", q, batch, skip};
+    const char *argv[] = {p->jobs, p->ready, p->dead, q, batch, skip};
     int rc;
     for (;;) {
         /* The kept entries stay first in the dead set: each call starts after them. */
         snprintf(skip, sizeof skip, "%lld", skipped);
-        redisReply *r = run(c, p, 4, args, &rc);
+        redisReply *r = run(c, BG__LUA_RETRY_DEAD, 6, argv, &rc);
         if (!r)
             return rc;
         long long n = r->element[0]->integer;

@@ -12,31 +12,30 @@ extern const char bg__lua_reown[];
 extern const char bg__lua_schedule[];
 extern const char bg__lua_trim[];
 extern const char bg__lua_retry[];
+extern const char bg__lua_retry_dead[];
 extern const char bg__lua_oldest[];
 extern const char bg__lua_dead[];
 extern const char bg__lua_purge[];
 extern const char bg__lua_cancel[];
 
-static const struct {
-    const char *name;
-    const char *src;
-} scripts[BG__LUA_COUNT] = {
-    [BG__LUA_ENQUEUE] = {"enqueue", bg__lua_enqueue},
-    [BG__LUA_DEQUEUE] = {"dequeue", bg__lua_dequeue},
-    [BG__LUA_CLAIM] = {"claim", bg__lua_claim},
-    [BG__LUA_FINISH] = {"finish", bg__lua_finish},
-    [BG__LUA_REOWN] = {"reown", bg__lua_reown},
-    [BG__LUA_SCHEDULE] = {"schedule", bg__lua_schedule},
-    [BG__LUA_TRIM] = {"trim", bg__lua_trim},
-    [BG__LUA_RETRY] = {"retry", bg__lua_retry},
-    [BG__LUA_OLDEST] = {"oldest", bg__lua_oldest},
-    [BG__LUA_DEAD] = {"dead", bg__lua_dead},
-    [BG__LUA_PURGE] = {"purge", bg__lua_purge},
-    [BG__LUA_CANCEL] = {"cancel", bg__lua_cancel},
+static const char *const scripts[BG__LUA_COUNT] = {
+    [BG__LUA_ENQUEUE] = bg__lua_enqueue,
+    [BG__LUA_DEQUEUE] = bg__lua_dequeue,
+    [BG__LUA_CLAIM] = bg__lua_claim,
+    [BG__LUA_FINISH] = bg__lua_finish,
+    [BG__LUA_REOWN] = bg__lua_reown,
+    [BG__LUA_SCHEDULE] = bg__lua_schedule,
+    [BG__LUA_TRIM] = bg__lua_trim,
+    [BG__LUA_RETRY] = bg__lua_retry,
+    [BG__LUA_RETRY_DEAD] = bg__lua_retry_dead,
+    [BG__LUA_OLDEST] = bg__lua_oldest,
+    [BG__LUA_DEAD] = bg__lua_dead,
+    [BG__LUA_PURGE] = bg__lua_purge,
+    [BG__LUA_CANCEL] = bg__lua_cancel,
 };
 
 const char *bg__script_source(bg__script_id id) {
-    return scripts[id].src;
+    return scripts[id];
 }
 
 int bg__script_refused(const redisReply *r, const char **key, const char **what) {

@@ -105,4 +105,53 @@ BG_EXPORT int bg_purge_count(bg_client *c, const char *queue, bg_queue_counts *o
 BG_EXPORT int bg_purge(bg_client *c, const char *queue, const bg_queue_counts *at_most,
                        bg_queue_counts *removed);
 
+/* ---- show: one job, or one attempt (`bg-cli show`, docs/cli.md#show) ---- */
+
+/* The most attempts bg_show_read() lists of a job, newest first. */
+#define BG_SHOW_MAX_ATTEMPTS 100
+
+/* One field of a hash, as read: name and value may hold any bytes. */
+typedef struct {
+    bg_bytes name;
+    bg_bytes value;
+} bg_field;
+
+/* One attempt. Plain data owned by the bg_show it came from. */
+typedef struct {
+    bg_bytes id;         /* the attempt UUID. */
+    const char *outcome; /* "failed" (it has err), "completed" (fin, no err), else "running". */
+    bg_field *fields;    /* every field of NS:attempts:<id>, in the order Redis gave them. */
+    size_t nfields;
+} bg_show_attempt;
+
+/* A job with its attempts, or one attempt. Plain data: read it, free it with bg_show_free(). */
+typedef struct {
+    int is_attempt;  /* 1: the ID named an attempt, attempts[0]; job_id is its job field. */
+    bg_bytes job_id; /* the job's UUID; NULL for an attempt with no job field. */
+    /* A job's state (docs/cli.md#show): "waiting", "scheduled", "running", "completed",
+     * "retrying", "dead", or "unknown" when its UUID is in none of the places that tell; NULL
+     * for an attempt. */
+    const char *state;
+    bg_bytes queue;            /* the queue the state was read in (NULL when none is valid). */
+    bg_field *fields;          /* a job's hash, every field, in the order Redis gave them. */
+    size_t nfields;            /* 0 for an attempt. */
+    bg_show_attempt *attempts; /* newest first: the job's lat, then each one's prv. */
+    size_t nattempts;          /* at most BG_SHOW_MAX_ATTEMPTS. */
+    int more;                  /* 1: older attempts exist beyond the last one listed. */
+    int trimmed;               /* 1: the chain ends at an attempt that is gone (trimmed). */
+} bg_show;
+
+/* Reads the job or attempt id names (a UUID in any case, bare or in braces, as producers may
+ * write it): a job's hash is looked for first, then an attempt's. Returns BG_OK with *out set,
+ * or BG_EINVAL (id is no UUID), BG_ENOTFOUND (no such job or attempt), BG_EREDIS (its key
+ * holds another type: another program wrote it), or a connection error, each with a message in
+ * bg_client_errmsg(). A few round trips: one per attempt listed, none a scan. */
+BG_EXPORT int bg_show_read(bg_client *c, const char *id, bg_show **out);
+
+/* The value of field name among fields (n of them), or NULL when it is absent. */
+BG_EXPORT const bg_bytes *bg_show_field(const bg_field *fields, size_t n, const char *name);
+
+/* Frees what bg_show_read() returned. NULL is a no-op. */
+BG_EXPORT void bg_show_free(bg_show *s);
+
 #endif
