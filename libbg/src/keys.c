@@ -1,4 +1,4 @@
-/* keys.c: builds every Redis key and client name bg uses, in the layout of SPEC §3 and §4, so
+/* keys.c: builds every Redis key and client name bg uses, in the layout of docs/schema.md#keys, so
  * the schema lives in one place (the Lua scripts get their prefixes from here too). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +18,20 @@ static const char *const kind_names[BG__K_COUNT] = {
     [BG__K_STATS] = "stats",
     [BG__K_JPS] = "jps",
     [BG__K_QUEUES] = "queues",
+    [BG__K_WORKER] = "worker",
+    [BG__K_WORKERS] = "workers",
 };
+
+/* The kinds that name one key, with no suffix. */
+static int bare(bg__key_kind kind) {
+    return kind == BG__K_QUEUES || kind == BG__K_WORKERS;
+}
 
 int bg__key(char *buf, size_t len, const char *ns, bg__key_kind kind, const char *suffix) {
     int n;
     if (kind < 0 || kind >= BG__K_COUNT)
         return -1;
-    if (kind == BG__K_QUEUES)
+    if (bare(kind))
         n = snprintf(buf, len, "%s:%s", ns, kind_names[kind]);
     else
         n = snprintf(buf, len, "%s:%s:%s", ns, kind_names[kind], suffix ? suffix : "");
@@ -32,7 +39,7 @@ int bg__key(char *buf, size_t len, const char *ns, bg__key_kind kind, const char
 }
 
 char *bg__key_dup(const char *ns, bg__key_kind kind, const char *suffix, size_t slen, size_t *len) {
-    if (kind < 0 || kind >= BG__K_COUNT || kind == BG__K_QUEUES)
+    if (kind < 0 || kind >= BG__K_COUNT || bare(kind))
         return NULL;
     size_t nslen = strlen(ns), klen = strlen(kind_names[kind]);
     char *buf = malloc(nslen + klen + slen + 3);

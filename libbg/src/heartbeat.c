@@ -1,0 +1,175 @@
+/* heartbeat.c: a worker tells the world it is alive: its heartbeat hash, refreshed every second
+ * with a TTL, so `bg-cli workers` shows a worker within a second of its start and forgets it
+ * within seconds of its death, whatever killed it (docs/cli.md#workers). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "heartbeat.h"
+
+#define CONNECT_TIMEOUT_MS 1000 /* the main thread waits at most this long for Redis */
+
+/* Logs a finding about key at most once a minute, so a broken key is said, never flooded. */
+static void finding(bg_worker *w, const char *key, const char *what) {
+    unsigned long suppressed = 0;
+    if (!bg__ratelimit_allow(&w->findings, key, strlen(key), &suppressed))
+        return;
+    bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "heartbeat: %s: %s%s", key, what,
+            suppressed ? " (and again since)" : "");
+}
+
+static int connect_hb(bg_worker *w, bg__heartbeat *hb) {
+    if (bg__conn_ok(&hb->conn))
+        return 0;
+    if (bg__conn_open(&hb->conn, &w->url, w->url_masked, NULL, CONNECT_TIMEOUT_MS) != BG_OK) {
+        bg__log(&w->log, BG_LOG_DEBUG, BG__ROLE, "heartbeat: %s", hb->conn.err);
+        return -1;
+    }
+    return 0;
+}
+
+/* The server's clock, once: started is when the worker first told Redis it was alive. */
+static int read_started(bg_worker *w, bg__heartbeat *hb) {
+    const char *argv[] = {"TIME"};
+    long long s, us;
+    if (hb->started_ms)
+        return 0;
+    redisReply *r = bg__conn_cmd(&hb->conn, 1, argv, NULL);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+        bg__parse_ll(r->element[0]->str, r->element[0]->len, &s) == 0 &&
+        bg__parse_ll(r->element[1]->str, r->element[1]->len, &us) == 0)
+        hb->started_ms = (int64_t)(s * 1000 + us / 1000);
+    else if (r)
+        bg__log(&w->log, BG_LOG_DEBUG, BG__ROLE, "heartbeat: TIME gave no time");
+    if (r)
+        freeReplyObject(r);
+    return hb->started_ms ? 0 : -1;
+}
+
+static int busy_fibers(bg_worker *w) {
+    int n = 0;
+    for (int i = 0; w->fibers && i < w->concurrency; i++) {
+        pthread_mutex_lock(&w->fibers[i].mu);
+        n += w->fibers[i].busy != 0;
+        pthread_mutex_unlock(&w->fibers[i].mu);
+    }
+    return n;
+}
+
+static const char *state_of(bg_worker *w) {
+    if (atomic_load(&w->stopping))
+        return "stopping";
+    return atomic_load(&w->quiet) ? "quiet" : "running";
+}
+
+/* Appends the command in a to the pipeline (unless building it ran out of memory), and the key
+ * it writes to keys[*n], so an error reply can name it. */
+static void send(bg__conn *c, bg__args *a, const char *key, const char **keys, int *n) {
+    if (!a->oom && bg__conn_append(c, a->argc, BG__ARGV(a), a->lens) == BG_OK)
+        keys[(*n)++] = key;
+    bg__args_reset(a);
+}
+
+/* Appends DEL of the hash of main connection ID id and SREM of id from NS:workers. */
+static void forget(bg__conn *c, bg_worker *w, long long id, const char **keys, int *n, char *key,
+                   size_t keylen) {
+    char sid[32];
+    bg__args a;
+    bg__fmt(sid, sizeof sid, "%lld", id);
+    bg__key(key, keylen, w->ns, BG__K_WORKER, sid);
+    bg__args_init(&a);
+    bg__args_str(&a, "DEL");
+    bg__args_str(&a, key);
+    send(c, &a, key, keys, n);
+    bg__args_str(&a, "SREM");
+    bg__args_str(&a, w->key_prefix[BG__K_WORKERS]);
+    bg__args_str(&a, sid);
+    send(c, &a, w->key_prefix[BG__K_WORKERS], keys, n);
+    bg__args_free(&a);
+}
+
+/* Reads n pipelined replies; an error reply is a finding about the key its command names. */
+static int read_replies(bg_worker *w, bg__conn *c, int n, const char *const *keys) {
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        redisReply *r = bg__conn_reply(c);
+        if (!r) {
+            bg__log(&w->log, BG_LOG_DEBUG, BG__ROLE, "heartbeat: %s", c->err);
+            return -1;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            finding(w, keys[i], r->str);
+            ok = 0;
+        }
+        freeReplyObject(r);
+    }
+    return ok ? 0 : 1;
+}
+
+void bg__heartbeat_beat(bg_worker *w, bg__heartbeat *hb) {
+    double now = bg__mono_ms();
+    long long id = atomic_load(&w->main_id);
+    if (now < hb->next_ms || id <= 0)
+        return;
+    hb->next_ms = now + BG__HEARTBEAT_MS;
+    if (connect_hb(w, hb) != 0 || read_started(w, hb) != 0)
+        return;
+
+    char key[160], old[160], sid[32], host[256];
+    const char *keys[5];
+    int n = 0;
+    bg__fmt(sid, sizeof sid, "%lld", id);
+    bg__key(key, sizeof key, w->ns, BG__K_WORKER, sid);
+    if (gethostname(host, sizeof host) != 0)
+        host[0] = '\0';
+    host[sizeof host - 1] = '\0';
+    /* A new main connection ID (Redis restarted, or the connection dropped): the hash of the old
+     * one goes now, not five seconds later, so the worker is never listed twice. */
+    if (hb->id && hb->id != id)
+        forget(&hb->conn, w, hb->id, keys, &n, old, sizeof old);
+    bg__args a;
+    bg__args_init(&a);
+    bg__args_str(&a, "HSET");
+    bg__args_str(&a, key);
+    bg__args_str(&a, "host");
+    bg__args_str(&a, host);
+    bg__args_str(&a, "pid");
+    bg__args_ll(&a, (long long)getpid());
+    bg__args_str(&a, "queues");
+    bg__args_str(&a, w->queue_list);
+    bg__args_str(&a, "fibers");
+    bg__args_ll(&a, w->concurrency);
+    bg__args_str(&a, "busy");
+    bg__args_ll(&a, busy_fibers(w));
+    bg__args_str(&a, "started");
+    bg__args_ll(&a, (long long)hb->started_ms);
+    bg__args_str(&a, "state");
+    bg__args_str(&a, state_of(w));
+    send(&hb->conn, &a, key, keys, &n);
+    /* A key of the wrong type there gets the TTL too: it is junk in bg's own key, and once it
+     * has gone the next beat writes the hash. */
+    bg__args_str(&a, "PEXPIRE");
+    bg__args_str(&a, key);
+    bg__args_ll(&a, BG__HEARTBEAT_TTL_MS);
+    send(&hb->conn, &a, key, keys, &n);
+    bg__args_str(&a, "SADD");
+    bg__args_str(&a, w->key_prefix[BG__K_WORKERS]);
+    bg__args_str(&a, sid);
+    send(&hb->conn, &a, w->key_prefix[BG__K_WORKERS], keys, &n);
+    bg__args_free(&a);
+    if (read_replies(w, &hb->conn, n, keys) >= 0)
+        hb->id = id;
+}
+
+void bg__heartbeat_end(bg_worker *w, bg__heartbeat *hb) {
+    if (hb->id && connect_hb(w, hb) == 0) {
+        char key[160];
+        const char *keys[2];
+        int n = 0;
+        forget(&hb->conn, w, hb->id, keys, &n, key, sizeof key);
+        read_replies(w, &hb->conn, n, keys);
+        hb->id = 0;
+    }
+    bg__conn_close(&hb->conn);
+}
