@@ -36,6 +36,8 @@ extern const cli_cmd cli_cmd_failed;
 extern const cli_cmd cli_cmd_dead;
 extern const cli_cmd cli_cmd_purge;
 extern const cli_cmd cli_cmd_ping;
+extern const cli_cmd cli_cmd_workers;
+extern const cli_cmd cli_cmd_metrics;
 
 /* Prints "bg-cli: CMD: message (see bg-cli CMD -h)" on stderr; returns CLI_EXIT_USAGE. cmd may
  * be NULL for the global options. */
