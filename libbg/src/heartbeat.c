@@ -89,8 +89,10 @@ static void forget(bg__conn *c, bg_worker *w, long long id, const char **keys, i
     bg__args_free(&a);
 }
 
-/* Reads n pipelined replies; an error reply is a finding about the key its command names. */
-static int read_replies(bg_worker *w, bg__conn *c, int n, const char *const *keys) {
+/* Reads n pipelined replies; an error reply is a finding about the key its command names, and
+ * one about key sets *junk. */
+static int read_replies(bg_worker *w, bg__conn *c, int n, const char *const *keys, const char *key,
+                        int *junk) {
     int ok = 1;
     for (int i = 0; i < n; i++) {
         redisReply *r = bg__conn_reply(c);
@@ -100,11 +102,28 @@ static int read_replies(bg_worker *w, bg__conn *c, int n, const char *const *key
         }
         if (r->type == REDIS_REPLY_ERROR) {
             finding(w, keys[i], r->str);
+            if (junk && keys[i] == key && strncmp(r->str, "WRONGTYPE", 9) == 0)
+                *junk = 1;
             ok = 0;
         }
         freeReplyObject(r);
     }
     return ok ? 0 : 1;
+}
+
+/* After a beat met another type at the hash's key: 1 while it is still there (the beat leaves
+ * it alone then; the one PEXPIRE it got makes it go), 0 once the key is free or a hash. */
+static int still_junk(bg_worker *w, bg__heartbeat *hb, const char *key) {
+    const char *argv[] = {"TYPE", key};
+    redisReply *r = bg__conn_cmd(&hb->conn, 2, argv, NULL);
+    int junk = !r || r->type != REDIS_REPLY_STATUS ||
+               (strcmp(r->str, "none") != 0 && strcmp(r->str, "hash") != 0);
+    if (r && junk)
+        finding(w, key, "holds another type than a hash; the worker's row is not written");
+    if (r)
+        freeReplyObject(r);
+    hb->junk = junk;
+    return junk;
 }
 
 void bg__heartbeat_beat(bg_worker *w, bg__heartbeat *hb) {
@@ -126,6 +145,10 @@ void bg__heartbeat_beat(bg_worker *w, bg__heartbeat *hb) {
     host[sizeof host - 1] = '\0';
     /* A new main connection ID (Redis restarted, or the connection dropped): the hash of the old
      * one goes now, not five seconds later, so the worker is never listed twice. */
+    if (hb->id != id)
+        hb->junk = 0;
+    if (hb->junk && still_junk(w, hb, key))
+        return;
     if (hb->id && hb->id != id)
         forget(&hb->conn, w, hb->id, keys, &n, old, sizeof old);
     bg__args a;
@@ -147,8 +170,8 @@ void bg__heartbeat_beat(bg_worker *w, bg__heartbeat *hb) {
     bg__args_str(&a, "state");
     bg__args_str(&a, state_of(w));
     send(&hb->conn, &a, key, keys, &n);
-    /* A key of the wrong type there gets the TTL too: it is junk in bg's own key, and once it
-     * has gone the next beat writes the hash. */
+    /* A key of the wrong type there gets the TTL once: it is junk in bg's own key, and the beats
+     * leave it alone until it has gone (still_junk), then write the hash again. */
     bg__args_str(&a, "PEXPIRE");
     bg__args_str(&a, key);
     bg__args_ll(&a, BG__HEARTBEAT_TTL_MS);
@@ -158,7 +181,7 @@ void bg__heartbeat_beat(bg_worker *w, bg__heartbeat *hb) {
     bg__args_str(&a, sid);
     send(&hb->conn, &a, w->key_prefix[BG__K_WORKERS], keys, &n);
     bg__args_free(&a);
-    if (read_replies(w, &hb->conn, n, keys) >= 0)
+    if (read_replies(w, &hb->conn, n, keys, key, &hb->junk) >= 0)
         hb->id = id;
 }
 
@@ -168,7 +191,7 @@ void bg__heartbeat_end(bg_worker *w, bg__heartbeat *hb) {
         const char *keys[2];
         int n = 0;
         forget(&hb->conn, w, hb->id, keys, &n, key, sizeof key);
-        read_replies(w, &hb->conn, n, keys);
+        read_replies(w, &hb->conn, n, keys, NULL, NULL);
         hb->id = 0;
     }
     bg__conn_close(&hb->conn);

@@ -18,6 +18,7 @@ typedef struct {
     long long id;       /* the main connection ID the hash was last written for; 0: none */
     int64_t started_ms; /* the server's time at the first beat */
     double next_ms;     /* when the next beat is due, on the monotonic clock */
+    int junk;           /* the hash's key held another type at the last beat */
 } bg__heartbeat;
 
 /* Called on every turn of the worker's main loop; once a second, while the main connection is
