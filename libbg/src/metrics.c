@@ -172,10 +172,10 @@ static void workers_text(buf *b, const bg_workers *l) {
             if (i + 1 < n && same_process(w, bg_workers_get(l, i + 1)))
                 continue;
             int64_t v = m == 0 ? w->fibers : m == 1 ? w->busy : m == 2 ? w->started_ms : 0;
-            if (m == 3)
-                v = !(w->state.s && strcmp(w->state.s, "running") == 0);
-            else if (v < 0)
-                continue;
+            if (m == 3 && w->state.s)
+                v = strcmp(w->state.s, "running") != 0;
+            else if (m == 3 || v < 0)
+                continue; /* a field the hash lacks: no sample rather than a made-up one */
             put(b, names[m], strlen(names[m]));
             worker_labels(b, w);
             if (m == 2)

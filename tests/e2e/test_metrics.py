@@ -221,8 +221,28 @@ def test_label_values_are_escaped(rs, r):
     assert samples[("bg_worker_start_time_seconds", frozenset(labels))] == 1.0
 
 
+def test_json_holds_the_same_families(rs, r):
+    r.hset("bg:worker:77", mapping={"host": 'h"\\\n', "pid": "9", "fibers": "2", "busy": "0",
+                                    "started": "5", "state": "running", "queues": "q"})
+    r.pexpire("bg:worker:77", 60000)
+    r.sadd("bg:workers", "77")
+    cli(rs, "enqueue", "bg.noop", "-q", "q1")
+    types, samples = parse(metrics(rs))
+    res = cli(rs, "metrics", "--json")
+    assert res.returncode == 0, res.stderr
+    fams = json.loads(res.stdout)["metrics"]
+    assert {f["name"]: f["type"] for f in fams} == types
+    got = {(f["name"], frozenset(s["labels"].items())): s["value"]
+           for f in fams for s in f["samples"]}
+    assert got.keys() == samples.keys()
+    for k, v in samples.items():
+        assert got[k] == pytest.approx(v, abs=0.01) or k[0] in ("bg_scrape_duration_seconds",
+                                                                 "bg_queue_latency_seconds"), k
+    assert ("bg_worker_fibers", frozenset({("host", 'h"\\\n'), ("pid", "9")})) in got
+
+
 def test_metrics_usage_errors(rs):
-    for args in (["extra"], ["--bogus"], ["-q", "bad name"], ["--json"]):
+    for args in (["extra"], ["--bogus"], ["-q", "bad name"], ["--json=1"]):
         res = cli(rs, "metrics", *args)
         assert res.returncode == 2 and res.stderr.startswith("bg-cli: metrics:"), (args, res)
 
