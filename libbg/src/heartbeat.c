@@ -7,7 +7,12 @@
 
 #include "heartbeat.h"
 
-#define CONNECT_TIMEOUT_MS 1000 /* the main thread waits at most this long for Redis */
+/* The main thread also tends the fibers and the signals: it waits at most this long for one
+ * beat (a healthy Redis answers in well under a millisecond; a beat missed on a loaded host is
+ * made up by the next, well inside the TTL), and after a failure leaves Redis alone a while,
+ * so a hung server costs it little. */
+#define TIMEOUT_MS 300
+#define RETRY_MS 3000
 
 /* Logs a finding about key at most once a minute, so a broken key is said, never flooded. */
 static void finding(bg_worker *w, const char *key, const char *what) {
@@ -21,7 +26,7 @@ static void finding(bg_worker *w, const char *key, const char *what) {
 static int connect_hb(bg_worker *w, bg__heartbeat *hb) {
     if (bg__conn_ok(&hb->conn))
         return 0;
-    if (bg__conn_open(&hb->conn, &w->url, w->url_masked, NULL, CONNECT_TIMEOUT_MS) != BG_OK) {
+    if (bg__conn_open(&hb->conn, &w->url, w->url_masked, NULL, TIMEOUT_MS) != BG_OK) {
         bg__log(&w->log, BG_LOG_DEBUG, BG__ROLE, "heartbeat: %s", hb->conn.err);
         return -1;
     }
@@ -132,8 +137,10 @@ void bg__heartbeat_beat(bg_worker *w, bg__heartbeat *hb) {
     if (now < hb->next_ms || id <= 0)
         return;
     hb->next_ms = now + BG__HEARTBEAT_MS;
-    if (connect_hb(w, hb) != 0 || read_started(w, hb) != 0)
+    if (connect_hb(w, hb) != 0 || read_started(w, hb) != 0) {
+        hb->next_ms = bg__mono_ms() + RETRY_MS;
         return;
+    }
 
     char key[160], old[160], sid[32], host[256];
     const char *keys[5];
@@ -183,6 +190,8 @@ void bg__heartbeat_beat(bg_worker *w, bg__heartbeat *hb) {
     bg__args_free(&a);
     if (read_replies(w, &hb->conn, n, keys, key, &hb->junk) >= 0)
         hb->id = id;
+    else
+        hb->next_ms = bg__mono_ms() + RETRY_MS;
 }
 
 void bg__heartbeat_end(bg_worker *w, bg__heartbeat *hb) {

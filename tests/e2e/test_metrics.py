@@ -3,6 +3,8 @@ text exposition format 0.0.4, checked by a strict parser against status --json, 
 HTTP by the watcher to a real HTTP client."""
 
 import json
+import os
+import signal
 import re
 import socket
 import time
@@ -398,3 +400,47 @@ def test_watcher_scrape_while_redis_is_down_says_503(spawn):
     code, _, body = get(f"http://127.0.0.1:{port}/metrics")
     assert code == 503 and "cannot read the figures" in body
     assert w.proc.poll() is None
+
+
+def test_heartbeat_workers_and_metrics_under_the_documented_users(rs, r, spawn):
+    """The users of docs/operations.md#acl: the worker's heartbeat, bg-cli workers and metrics,
+    and the watcher's /metrics with the four grants docs/watcher.md#metrics adds."""
+    from test_acl import PASSWORD, acl_log, doc_acls
+    acls = doc_acls()
+    acls["bg-watcher"] += ["+llen", "+scard", "+mget", "+lindex"]
+    try:
+        for name, rules in acls.items():
+            r.execute_command("ACL", "SETUSER", name, *rules)
+        r.execute_command("ACL", "LOG", "RESET")
+        url = {n: f"redis://{n}:{PASSWORD}@127.0.0.1:{rs.port}/0" for n in acls}
+        w = spawn([exe("bg-worker"), "-r", url["bg-worker"], "-c", "1"])
+        k = spawn([exe("bg-worker"), "-r", url["bg-worker"], "-c", "1", "-q", "other"])
+        port = free_port()
+        watcher = spawn([exe("bg-watcher"), "-r", url["bg-watcher"], "--metrics",
+                         f"127.0.0.1:{port}"])
+
+        def pids():
+            res = run([exe("bg-cli"), "-r", url["bg-cli"], "workers", "--json"])
+            assert res.returncode == 0, res.stderr
+            return sorted(x["pid"] for x in json.loads(res.stdout)["workers"])
+
+        wait_for(lambda: pids() == sorted([w.pid, k.pid]), what="both workers")
+        os.kill(k.pid, signal.SIGKILL)
+        wait_for(lambda: pids() == [w.pid], timeout=8, interval=0.1, what="the killed one gone")
+        assert r.scard("bg:workers") == 1
+        res = run([exe("bg-cli"), "-r", url["bg-cli"], "metrics"])
+        assert res.returncode == 0, res.stderr
+        assert parse(res.stdout)[1][("bg_workers", frozenset())] == 1
+        wait_for(lambda: "serving metrics" in watcher.log(), what="the watcher to listen")
+        code, _, body = get(f"http://127.0.0.1:{port}/metrics")
+        assert code == 200, body
+        assert parse(body)[1][("bg_workers", frozenset())] == 1
+        w.signal(signal.SIGTERM)
+        assert w.wait(30) == 0
+        assert r.scard("bg:workers") == 0 and not r.keys("bg:worker:*")
+        for p in (w, watcher):
+            assert "NOPERM" not in p.log(), p.log()
+        assert set(acl_log(r)) <= {("bg-worker", "toplevel", "config|get")}, acl_log(r)
+    finally:
+        for name in acls:
+            r.execute_command("ACL", "DELUSER", name)
