@@ -23,6 +23,26 @@ static void finding(bg_worker *w, const char *key, const char *what) {
             suppressed ? " (and again since)" : "");
 }
 
+/* An error reply to a heartbeat command. A key of the wrong type is a finding about that key;
+ * anything else (OOM at maxmemory, READONLY on a replica, NOPERM) is about Redis, not a key,
+ * and is said once a minute whatever key met it: at Info when Redis is only out of memory or
+ * read-only for now, as every other refused write of the worker is. */
+static void refused(bg_worker *w, const char *key, const char *err) {
+    unsigned long suppressed = 0;
+    char kind[40];
+    if (strncmp(err, "WRONGTYPE", 9) == 0) {
+        finding(w, key, err);
+        return;
+    }
+    bg__fmt(kind, sizeof kind, "heartbeat:%.*s", (int)strcspn(err, " "), err);
+    if (!bg__ratelimit_allow(&w->findings, kind, strlen(kind), &suppressed))
+        return;
+    int passing = strncmp(err, "OOM", 3) == 0 || strncmp(err, "READONLY", 8) == 0 ||
+                  strncmp(err, "LOADING", 7) == 0 || strncmp(err, "MASTERDOWN", 10) == 0;
+    bg__log(&w->log, passing ? BG_LOG_INFO : BG_LOG_WARN, BG__ROLE,
+            "heartbeat: Redis refused it: %s%s", err, suppressed ? " (and again since)" : "");
+}
+
 static int connect_hb(bg_worker *w, bg__heartbeat *hb) {
     if (bg__conn_ok(&hb->conn))
         return 0;
@@ -106,7 +126,7 @@ static int read_replies(bg_worker *w, bg__conn *c, int n, const char *const *key
             return -1;
         }
         if (r->type == REDIS_REPLY_ERROR) {
-            finding(w, keys[i], r->str);
+            refused(w, keys[i], r->str);
             if (junk && keys[i] == key && strncmp(r->str, "WRONGTYPE", 9) == 0)
                 *junk = 1;
             ok = 0;

@@ -465,7 +465,7 @@ def test_help_and_version(rs, r):
     assert p.returncode == 0 and p.stderr == ""
     for name in ("status", "enqueue", "dequeue", "retry"):
         assert f"  {name} " in p.stdout
-    for hidden in ("show", "workers"):
+    for hidden in ("show",):
         assert f"  {hidden} " not in p.stdout
     for name in ("status", "enqueue", "dequeue", "retry"):
         p = run([exe("bg-cli"), name, "-h"])
