@@ -40,6 +40,8 @@ extern const cli_cmd cli_cmd_pause;
 extern const cli_cmd cli_cmd_resume;
 extern const cli_cmd cli_cmd_cancel;
 extern const cli_cmd cli_cmd_show;
+extern const cli_cmd cli_cmd_workers;
+extern const cli_cmd cli_cmd_metrics;
 
 /* Prints "bg-cli: CMD: message (see bg-cli CMD -h)" on stderr; returns CLI_EXIT_USAGE. cmd may
  * be NULL for the global options. */

@@ -11,10 +11,10 @@
 #include "bg_common.h"
 #include "cli.h"
 
-static const cli_cmd *const commands[] = {&cli_cmd_status, &cli_cmd_enqueue, &cli_cmd_dequeue,
-                                          &cli_cmd_retry,  &cli_cmd_failed,  &cli_cmd_dead,
-                                          &cli_cmd_purge,  &cli_cmd_ping,    &cli_cmd_show,
-                                          &cli_cmd_pause,  &cli_cmd_resume,  &cli_cmd_cancel};
+static const cli_cmd *const commands[] = {
+    &cli_cmd_status, &cli_cmd_enqueue, &cli_cmd_dequeue, &cli_cmd_retry,  &cli_cmd_failed,
+    &cli_cmd_dead,   &cli_cmd_purge,   &cli_cmd_ping,    &cli_cmd_show,   &cli_cmd_workers,
+    &cli_cmd_pause,  &cli_cmd_resume,  &cli_cmd_cancel,  &cli_cmd_metrics};
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void vreport(const cli_cmd *cmd, const char *fmt, va_list ap, const char *tail)

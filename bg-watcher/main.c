@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bg_common.h"
+#include "metrics_http.h"
 
 #define bad_usage(...) bgc_usage_error("bg-watcher", __VA_ARGS__)
 
@@ -19,7 +20,8 @@ static void usage(FILE *out) {
             "usage: bg-watcher [-q QUEUE[,QUEUE...]]... [-r URL] [-n NS] [-i SECONDS]\n"
             "                  [--grace SECONDS] [--max-interruptions N]\n"
             "                  [--retain-completed DURATION] [--retain-failed DURATION]\n"
-            "                  [--retain-dead DURATION] [-v] [--log-format text|json] [-V] [-h]\n"
+            "                  [--retain-dead DURATION] [--metrics ADDR:PORT] [-v]\n"
+            "                  [--log-format text|json] [-V] [-h]\n"
             "\n"
             "  -q, --queue Q[,Q...]         queues to watch (default: every known queue)\n"
             "  -r, --redis URL              Redis URL (default $BG_REDIS_URL, $REDIS_URL,\n"
@@ -33,6 +35,8 @@ static void usage(FILE *out) {
             "      --retain-completed D     keep completed attempts and jobs (default 1h)\n"
             "      --retain-failed D        keep failed attempts (default 7d)\n"
             "      --retain-dead D          keep dead jobs (default 180d)\n"
+            "      --metrics ADDR:PORT      serve Prometheus metrics at /metrics over HTTP:\n"
+            "                               127.0.0.1:9187, [::1]:9187, :9187 (every address)\n"
             "  -v, --verbose                debug logs\n"
             "      --log-format F           text (default) or json\n"
             "  -V, --version                print the version\n"
@@ -53,7 +57,7 @@ static void on_hangup(int sig) {
     bg_watcher_hangup(the_watcher);
 }
 
-enum { OPT_GRACE = 256, OPT_MAXITR, OPT_RC, OPT_RF, OPT_RD };
+enum { OPT_GRACE = 256, OPT_MAXITR, OPT_RC, OPT_RF, OPT_RD, OPT_METRICS };
 
 static double duration(const char *flag, const char *s) {
     double ms;
@@ -62,7 +66,7 @@ static double duration(const char *flag, const char *s) {
     return ms;
 }
 
-static void parse(int argc, char **argv, bg_watcher_options *o, bgc_daemon *d) {
+static void parse(int argc, char **argv, bg_watcher_options *o, bgc_daemon *d, bgw_listen **l) {
     static const struct option longopts[] = {
         {"interval", required_argument, NULL, 'i'},
         {"grace", required_argument, NULL, OPT_GRACE},
@@ -70,6 +74,7 @@ static void parse(int argc, char **argv, bg_watcher_options *o, bgc_daemon *d) {
         {"retain-completed", required_argument, NULL, OPT_RC},
         {"retain-failed", required_argument, NULL, OPT_RF},
         {"retain-dead", required_argument, NULL, OPT_RD},
+        {"metrics", required_argument, NULL, OPT_METRICS},
         BGC_DAEMON_LONGOPTS,
         {NULL, 0, NULL, 0}};
     long long n;
@@ -100,6 +105,14 @@ static void parse(int argc, char **argv, bg_watcher_options *o, bgc_daemon *d) {
         case OPT_RD:
             o->retain_dead_ms = duration("--retain-dead", optarg);
             break;
+        case OPT_METRICS: {
+            static bgw_listen listen_at;
+            char err[256];
+            if (bgw_listen_parse(optarg, &listen_at, err, sizeof err) != 0)
+                bad_usage("invalid --metrics %s", err);
+            *l = &listen_at;
+            break;
+        }
         default:
             bgc_daemon_option(d, ch, optarg, argv);
         }
@@ -110,11 +123,13 @@ static void parse(int argc, char **argv, bg_watcher_options *o, bgc_daemon *d) {
 int main(int argc, char **argv) {
     bg_watcher_options o;
     bgc_daemon d;
+    bgw_listen *listen_at = NULL;
+    bgw_metrics *metrics = NULL;
     char err[1024];
 
     bg_watcher_options_init(&o);
     bgc_daemon_init(&d, "bg-watcher", usage);
-    parse(argc, argv, &o, &d);
+    parse(argc, argv, &o, &d, &listen_at);
     o.url = d.url;
     o.ns = d.ns;
     o.queues = (const char *const *)d.queues;
@@ -125,6 +140,15 @@ int main(int argc, char **argv) {
     if (bg_watcher_new(&w, &o, err, sizeof err) != BG_OK)
         bad_usage("%s", err);
     signal(SIGPIPE, SIG_IGN);
+    if (listen_at) {
+        bgw_metrics_options mo = {o.url, o.ns, o.queues, o.nqueues, o.log};
+        if (!(metrics = bgw_metrics_start(listen_at, &mo, err, sizeof err))) {
+            fprintf(stderr, "bg-watcher: %s\n", err);
+            bg_watcher_free(w);
+            bgc_daemon_free(&d);
+            return 1;
+        }
+    }
     the_watcher = w;
     bgc_on_signal(SIGTERM, on_stop);
     bgc_on_signal(SIGINT, on_stop);
@@ -132,6 +156,7 @@ int main(int argc, char **argv) {
     int rc = bg_watcher_run(w, err, sizeof err);
     if (rc < 0)
         fprintf(stderr, "bg-watcher: %s\n", err);
+    bgw_metrics_stop(metrics);
     bg_watcher_free(w);
     bgc_daemon_free(&d);
     return rc < 0 ? 1 : 0;

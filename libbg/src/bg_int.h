@@ -30,7 +30,7 @@ typedef struct {
 int bg__url_parse(const char *s, bg__url *u, char *err, size_t errlen);
 void bg__url_clear(bg__url *u);
 
-/* ---- keys.c: every Redis key name, in one place (SPEC §3, §4) ---- */
+/* ---- keys.c: every Redis key name, in one place (docs/schema.md#keys) ---- */
 
 typedef enum {
     BG__K_JOBS,       /* NS:jobs:<job> */
@@ -46,6 +46,8 @@ typedef enum {
     BG__K_QUEUES,     /* NS:queues (no suffix) */
     BG__K_PAUSED,     /* NS:paused (no suffix): the paused queues */
     BG__K_CANCEL,     /* NS:cancel:<attempt>: a request to stop a running attempt */
+    BG__K_WORKER,     /* NS:worker:<client ID of a worker's main connection>, its heartbeat */
+    BG__K_WORKERS,    /* NS:workers (no suffix): the IDs of the heartbeat hashes */
     BG__K_COUNT
 } bg__key_kind;
 
@@ -55,7 +57,7 @@ int bg__key(char *buf, size_t len, const char *ns, bg__key_kind kind, const char
 
 /* Builds "NS:<kind>:<suffix>" of a suffix of slen bytes, any bytes included (a set member
  * read back from Redis may hold NULs or be of any length), in a new buffer the caller frees; its
- * length goes to *len. Returns NULL when out of memory or kind is BG__K_QUEUES. */
+ * length goes to *len. Returns NULL when out of memory or kind is BG__K_QUEUES or BG__K_WORKERS. */
 char *bg__key_dup(const char *ns, bg__key_kind kind, const char *suffix, size_t slen, size_t *len);
 
 /* Writes the client name "NS-<role>" into buf; returns the length or -1. */

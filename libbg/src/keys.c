@@ -1,4 +1,4 @@
-/* keys.c: builds every Redis key and client name bg uses, in the layout of SPEC §3 and §4, so
+/* keys.c: builds every Redis key and client name bg uses, in the layout of docs/schema.md#keys, so
  * the schema lives in one place (the Lua scripts get their prefixes from here too). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +20,13 @@ static const char *const kind_names[BG__K_COUNT] = {
     [BG__K_QUEUES] = "queues",
     [BG__K_PAUSED] = "paused",
     [BG__K_CANCEL] = "cancel",
+    [BG__K_WORKER] = "worker",
+    [BG__K_WORKERS] = "workers",
 };
 
 /* The kinds that name one key of the namespace, with no suffix. */
 static int bare(bg__key_kind kind) {
-    return kind == BG__K_QUEUES || kind == BG__K_PAUSED;
+    return kind == BG__K_QUEUES || kind == BG__K_PAUSED || kind == BG__K_WORKERS;
 }
 
 int bg__key(char *buf, size_t len, const char *ns, bg__key_kind kind, const char *suffix) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "heartbeat.h"
 #include "worker_int.h"
 
 #define TICK_MS 20
@@ -392,6 +393,7 @@ static void join_fibers(bg_worker *w) {
 
 int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
     main_state m;
+    bg__heartbeat hb = {0};
     memset(&m, 0, sizeof m);
     m.delay_ms = 10;
     /* The first connection tells a wrong password or a refused command at once; an
@@ -454,12 +456,14 @@ int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
             }
             if (cutoff_at && now - cutoff_at >= KILL_GRACE_MS) {
                 abandon(w);
+                bg__heartbeat_end(w, &hb);
                 bg__conn_close(&m.n.conn);
                 bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "stopped");
                 return 0;
             }
         }
         main_keepalive(w, &m);
+        bg__heartbeat_beat(w, &hb);
         if (bg__conn_ok(&m.n.conn))
             main_poll(w, &m, TICK_MS);
         else
@@ -468,6 +472,7 @@ int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
             tend_fiber(w, &w->fibers[i], bg__mono_ms());
     }
     join_fibers(w);
+    bg__heartbeat_end(w, &hb);
     bg__conn_close(&m.n.conn);
     bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "stopped");
     return 0;

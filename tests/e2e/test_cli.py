@@ -465,8 +465,8 @@ def test_help_and_version(rs, r):
     assert p.returncode == 0 and p.stderr == ""
     for name in ("status", "enqueue", "dequeue", "retry"):
         assert f"  {name} " in p.stdout
-    for hidden in ("workers",):
-        assert f"  {hidden} " not in p.stdout
+    for name in ("show", "workers", "pause", "resume", "cancel", "metrics", "ping"):
+        assert f"  {name} " in p.stdout
     for name in ("status", "enqueue", "dequeue", "retry"):
         p = run([exe("bg-cli"), name, "-h"])
         assert p.returncode == 0 and p.stderr == ""

@@ -154,4 +154,52 @@ BG_EXPORT const bg_bytes *bg_show_field(const bg_field *fields, size_t n, const 
 /* Frees what bg_show_read() returned. NULL is a no-op. */
 BG_EXPORT void bg_show_free(bg_show *s);
 
+/* One live worker process, as its heartbeat hash NS:worker:<id> says (docs/cli.md#workers).
+ * Plain data borrowed from the list it came from. The numbers are -1 when the field is missing
+ * or not a whole number (a hash another program wrote). */
+typedef struct {
+    long long id;       /* the client ID of the worker's main connection (the key's suffix). */
+    bg_bytes host;      /* the host name it runs on. */
+    int64_t pid;        /* its process ID on that host. */
+    bg_bytes queues;    /* its queues, comma-separated, in priority order. */
+    int64_t fibers;     /* its fibers (-c). */
+    int64_t busy;       /* fibers running a job now. */
+    int64_t started_ms; /* when it started (the server's clock, ms since the epoch). */
+    int64_t age_ms;     /* the server's time now minus started_ms; -1 when unknown. */
+    bg_bytes state;     /* "running", "quiet" (SIGTSTP) or "stopping" (shutting down). */
+} bg_worker_info;
+
+typedef struct bg_workers bg_workers;
+
+/* Lists the live workers: the IDs in NS:workers whose hash is still there (a hash goes at most
+ * five seconds after its worker's last heartbeat), sorted by host, pid and ID. IDs whose hash
+ * has expired are removed from NS:workers. A hash of the wrong type is left out and named in
+ * bg_workers_warning(), as is an NS:workers that is not a set (the list is empty then); the
+ * call still returns BG_OK. Returns BG_OK with *out set (free it with bg_workers_free()), or an
+ * error with a message in bg_client_errmsg(). */
+BG_EXPORT int bg_workers_list(bg_client *c, bg_workers **out);
+
+/* How many workers the list holds. */
+BG_EXPORT size_t bg_workers_count(const bg_workers *l);
+
+/* The i-th worker, borrowed from l; NULL when i is out of range. */
+BG_EXPORT const bg_worker_info *bg_workers_get(const bg_workers *l, size_t i);
+
+/* A message naming the keys that could not be read, or NULL; borrowed from l. */
+BG_EXPORT const char *bg_workers_warning(const bg_workers *l);
+
+/* The server's time when the list was read, in ms since the epoch. */
+BG_EXPORT int64_t bg_workers_time_ms(const bg_workers *l);
+
+/* Frees the list. NULL is a no-op. */
+BG_EXPORT void bg_workers_free(bg_workers *l);
+
+/* Writes the figures of bg_status_read() for the given queues (every queue of NS:queues when
+ * nqueues is 0) and of bg_workers_list() in the Prometheus text exposition format 0.0.4
+ * (docs/operations.md#metrics) into a new NUL-terminated buffer *out of *len bytes, which the
+ * caller frees with free(). Returns BG_OK, or an error with a message in bg_client_errmsg()
+ * (*out is NULL then). */
+BG_EXPORT int bg_metrics_text(bg_client *c, const char *const *queues, size_t nqueues, char **out,
+                              size_t *len);
+
 #endif
