@@ -161,6 +161,17 @@ redisReply *bg__conn_eval_strs(bg__conn *c, bg__script_id id, int nkeys, int arg
 int bg__conn_append_eval(bg__conn *c, bg__script_id id, int nkeys, const bg__args *a);
 redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, const bg__args *a);
 
+/* The one way a reply that is not the one wanted becomes an error code: NULL (the connection
+ * failed) is BG_EIO; an error reply is BG_EACL when an ACL refused the command (NOPERM),
+ * BG_EREDIS otherwise; a reply of another type is BG_EPROTO. */
+int bg__reply_code(const redisReply *r);
+
+/* Writes "<context>: <why>" into err (of errlen bytes), the context formatted from fmt and why
+ * the connection's message (r NULL), the error reply's text or "unexpected reply"; err may be
+ * c->err. Returns bg__reply_code(r). */
+int bg__reply_error(const bg__conn *c, const redisReply *r, char *err, size_t errlen,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* ---- notify.c: waiting for key changes without popping ---- */
 
 /* A connection subscribed to __redis__:invalidate, and when it last heard from Redis. */
@@ -329,15 +340,44 @@ int bg__client_ensure(bg_client *c);
 /* Records an error message in c; returns code. */
 int bg__client_fail(bg_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* bg__reply_error() on c: "<what> on <server>: <why>" recorded in c; returns the code. */
+int bg__client_reply_fail(bg_client *c, const redisReply *r, const char *what);
 /* Checks every name of a queue list a caller gave; BG_OK or BG_EINVAL with a message. */
 int bg__client_check_queues(bg_client *c, const char *const *queues, size_t n);
 
-/* ---- admin.c ---- */
+/* ---- queues.c: finding the namespace's queues ---- */
 
-/* Reads NS:queues: its valid queue names, sorted by byte value, into a new array of n copies
- * (free with bg__free_names()). Returns BG_OK or an error with a message on c (what names the
- * command in messages). */
+/* The valid queue names of an SMEMBERS reply of NS:queues (an array), sorted by byte value,
+ * into a new array of n copies (free with bg__free_names()); a name another program put there
+ * that bg could not use is left out. Returns BG_OK or BG_ENOMEM. */
+int bg__queue_names(const redisReply *members, char ***names, size_t *n);
+/* Reads NS:queues on c into names, as bg__queue_names() does. Returns BG_OK or an error with a
+ * message on c (what names the command in messages). */
 int bg__known_queues(bg_client *c, const char *what, char ***names, size_t *n);
 void bg__free_names(char **names, size_t n);
+
+/* Copies into q (of BG_QUEUE_MAX + 1 bytes) the queue a per-queue key of namespace ns names
+ * ("NS:ready:<queue>", key of len bytes, any bytes). Returns 1 when it names a valid queue. */
+int bg__queue_of_key(const char *ns, const char *key, size_t len, char *q);
+
+/* Called with each queue found; returns 1 when the queue is new to the caller (it is then
+ * added to NS:queues), 0 otherwise. */
+typedef int (*bg__queue_fn)(void *ud, const char *queue);
+
+/* A SCAN of the namespace's keys for the queues only foreign producers wrote, done a few steps
+ * at a time. Zero it to start; next_ms 0 starts a new SCAN at the next step. */
+typedef struct {
+    char cursor[32]; /* of the SCAN under way, "" when none */
+    double next_ms;  /* when a new SCAN may start (monotonic clock) */
+} bg__queue_scan;
+
+/* Goes on with the SCAN (a new one at most once a minute, a bounded number of SCAN calls per
+ * call; a refused or failed SCAN is tried again a minute later), calling fn for the queue of
+ * each per-queue key met. */
+void bg__queue_scan_step(bg__conn *c, const char *ns, bg__queue_scan *s, bg__queue_fn fn, void *ud);
+/* Calls fn for the queue key (len bytes) names, when it is a per-queue key: a tracking report
+ * named it. */
+void bg__queue_note_key(bg__conn *c, const char *ns, const char *key, size_t len, bg__queue_fn fn,
+                        void *ud);
 
 #endif

@@ -20,6 +20,10 @@ int bg__client_fail(bg_client *c, int code, const char *fmt, ...) {
     return code;
 }
 
+int bg__client_reply_fail(bg_client *c, const redisReply *r, const char *what) {
+    return bg__reply_error(&c->conn, r, c->err, sizeof c->err, "%s on %s", what, c->url_masked);
+}
+
 int bg__client_check_queues(bg_client *c, const char *const *queues, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!bg_queue_valid(queues[i]))

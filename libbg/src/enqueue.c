@@ -70,14 +70,8 @@ static int check_reply(bg_client *c, const redisReply *r, const char *what) {
     if (bg__script_refused(r, &key, &why))
         return bg__client_fail(c, BG_EREDIS, "%s on %s: %s: %s; nothing was written", what,
                                c->url_masked, key, why);
-    if (!r)
-        return bg__client_fail(c, BG_EIO, "%s on %s: %s", what, c->url_masked, c->conn.err);
-    if (r->type == REDIS_REPLY_ERROR)
-        return bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS, "%s on %s: %s",
-                               what, c->url_masked, r->str);
-    if (r->type != REDIS_REPLY_INTEGER)
-        return bg__client_fail(c, BG_EPROTO, "%s on %s: unexpected reply type %d", what,
-                               c->url_masked, r->type);
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return bg__client_reply_fail(c, r, what);
     return BG_OK;
 }
 

@@ -105,7 +105,7 @@ static int pipeline(bg_client *c, bg__args *cmds, size_t n, redisReply ***out) {
             return bg__client_fail(c, BG_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         if (!(rs[i] = bg__conn_reply(&c->conn)))
-            return bg__client_fail(c, BG_EIO, "%s: %s", c->url_masked, c->conn.err);
+            return bg__reply_error(&c->conn, NULL, c->err, sizeof c->err, "%s", c->url_masked);
     return BG_OK;
 }
 

@@ -62,8 +62,9 @@ static redisReply *snapshot(bg_watcher *w, int *acl) {
             freeReplyObject(r);
         if ((r = bg__conn_reply(&w->conn)) == NULL)
             return NULL;
-        if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOPERM")) {
-            bg__fmt(w->conn.err, sizeof w->conn.err, "Redis refused the watcher: %s", r->str);
+        if (bg__reply_code(r) == BG_EACL) {
+            bg__reply_error(&w->conn, r, w->conn.err, sizeof w->conn.err,
+                            "Redis refused the watcher");
             *acl = 1;
         }
     }

@@ -15,9 +15,7 @@
 #define CONNECT_TIMEOUT_MS 3000
 #define SCHEDULE_BATCH 1000
 #define TRIM_BATCH 500
-#define TRIM_BUDGET_MS 50   /* trimming per interval, at most, so Redis is never held long */
-#define SCAN_EVERY_MS 60000 /* a SCAN for queues only foreign producers wrote */
-#define SCAN_STEPS 20       /* SCAN calls per interval, at most */
+#define TRIM_BUDGET_MS 50 /* trimming per interval, at most, so Redis is never held long */
 
 void bg_watcher_options_init(bg_watcher_options *o) {
     memset(o, 0, sizeof *o);
@@ -145,14 +143,6 @@ void bg_watcher_free(bg_watcher *w) {
     free(w);
 }
 
-/* A reply that says an ACL forbids what the watcher needs: it cannot do its job at all. */
-static int refused(bg_watcher *w, const redisReply *r, const char *what) {
-    if (!r || r->type != REDIS_REPLY_ERROR)
-        return 0;
-    bg__fmt(w->conn.err, sizeof w->conn.err, "Redis refused %s: %s", what, r->str);
-    return strstr(r->str, "NOPERM") != NULL;
-}
-
 void bg__watcher_badkey(bg_watcher *w, const char *limit_key, const char *key, const char *want,
                         const char *then) {
     unsigned long missed = 0;
@@ -187,9 +177,12 @@ static int connect_all(bg_watcher *w) {
     redisReply *r = bg__conn_cmd(&w->conn, 2, argv, NULL);
     if (!r)
         return BG_EIO;
-    int acl = refused(w, r, "CLIENT LIST") || r->type == REDIS_REPLY_ERROR;
+    /* Any refusal, an ACL's or not: without the client list no attempt can be judged. */
+    int refused = r->type == REDIS_REPLY_ERROR;
+    if (refused)
+        bg__reply_error(&w->conn, r, w->conn.err, sizeof w->conn.err, "Redis refused CLIENT LIST");
     freeReplyObject(r);
-    if (acl)
+    if (refused)
         return BG_EACL;
     if (bg__conn_open(&w->sub.conn, &w->url, w->url_masked, name, CONNECT_TIMEOUT_MS) != BG_OK)
         return BG_EIO;
@@ -246,28 +239,14 @@ static int ensure_connected(bg_watcher *w) {
      * one: look at every scheduled set, and for queues, at once. */
     for (size_t i = 0; i < w->nqueues; i++)
         w->due[i] = 0;
-    w->next_scan_ms = 0;
+    w->scan.next_ms = 0;
     return 1;
 }
 
 /* ---- queues ---- */
 
-/* Adds the queue a key like "NS:ready:<q>" names, when it is one of the per-queue keys. */
-static void queue_from_key(bg_watcher *w, const char *key, size_t len, bg__args *found) {
-    static const bg__key_kind kinds[] = {BG__K_READY,     BG__K_SCHEDULED, BG__K_PROCESSING,
-                                         BG__K_COMPLETED, BG__K_FAILED,    BG__K_DEAD};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        const char *p = w->key_prefix[kinds[i]];
-        size_t n = strlen(p);
-        if (len > n && len - n <= 128 && strncmp(key, p, n) == 0) {
-            char q[129];
-            memcpy(q, key + n, len - n);
-            q[len - n] = '\0';
-            if (add_queue(w, q))
-                bg__args_str(found, q);
-            return;
-        }
-    }
+static int learn_queue(void *ud, const char *q) {
+    return add_queue(ud, q);
 }
 
 /* A scheduled set changed (a tracking report): a producer that wrote a delayed job into a
@@ -277,79 +256,31 @@ static void saw_key(void *ud, const char *key, size_t len) {
     const char *p = w->key_prefix[BG__K_SCHEDULED];
     size_t n = strlen(p);
     long i = len > n && strncmp(key, p, n) == 0 ? find_queue(w, key + n, len - n) : -1;
-    if (i >= 0) {
+    if (i >= 0)
         w->due[i] = 0; /* its scheduled set changed: look at it again */
-        return;
-    }
-    if (w->fixed_queues)
-        return;
-    bg__args found;
-    bg__args_init(&found);
-    bg__args_str(&found, "SADD");
-    bg__args_str(&found, w->key_prefix[BG__K_QUEUES]);
-    queue_from_key(w, key, len, &found);
-    if (found.argc > 2 && bg__conn_ok(&w->conn)) {
-        redisReply *r = bg__conn_cmd_args(&w->conn, &found);
-        if (r)
-            freeReplyObject(r);
-    }
-    bg__args_free(&found);
+    else if (!w->fixed_queues)
+        bg__queue_note_key(&w->conn, w->ns, key, len, learn_queue, w);
 }
 
-/* Re-reads NS:queues, and goes on with the SCAN for queues only foreign producers wrote (a new
- * one at most once a minute, a bounded number of steps per call). Found queues are added to
- * NS:queues for the other programs. */
+/* Re-reads NS:queues, and goes on with the SCAN for queues only foreign producers wrote. */
 static void refresh_queues(bg_watcher *w) {
+    char **names;
+    size_t n;
     const char *argv[] = {"SMEMBERS", w->key_prefix[BG__K_QUEUES]};
     redisReply *r = bg__conn_cmd(&w->conn, 2, argv, NULL);
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
-            add_queue(w, r->element[i]->str);
-    /* Another program's key where the set of queues should be: the SCAN below still finds
-     * every queue with a key, once a minute. */
+    if (r && r->type == REDIS_REPLY_ARRAY && bg__queue_names(r, &names, &n) == BG_OK) {
+        for (size_t i = 0; i < n; i++)
+            add_queue(w, names[i]);
+        bg__free_names(names, n);
+    }
+    /* Another program's key where the set of queues should be: the SCAN still finds every
+     * queue with a key, once a minute. */
     int broken = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0;
-    if (r)
-        freeReplyObject(r);
+    freeReplyObject(r);
     if (broken)
         bg__watcher_badkey(w, w->key_prefix[BG__K_QUEUES], w->key_prefix[BG__K_QUEUES], "set",
                            "finding queues by SCAN");
-
-    double now = bg__mono_ms();
-    if (!w->cursor[0] && now >= w->next_scan_ms)
-        bg__fmt(w->cursor, sizeof w->cursor, "0");
-    bg__args found;
-    bg__args_init(&found);
-    bg__args_str(&found, "SADD");
-    bg__args_str(&found, w->key_prefix[BG__K_QUEUES]);
-    char match[128];
-    bg__fmt(match, sizeof match, "%s:*", w->ns);
-    for (int step = 0; w->cursor[0] && step < SCAN_STEPS && bg__conn_ok(&w->conn); step++) {
-        const char *scan[] = {"SCAN", w->cursor, "MATCH", match, "COUNT", "1000"};
-        r = bg__conn_cmd(&w->conn, 6, scan, NULL);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            if (r)
-                freeReplyObject(r);
-            /* Refused (an ACL) or cut short: try again in a minute, not every interval. */
-            w->cursor[0] = '\0';
-            w->next_scan_ms = now + SCAN_EVERY_MS;
-            break;
-        }
-        bg__fmt(w->cursor, sizeof w->cursor, "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++)
-            queue_from_key(w, r->element[1]->element[i]->str, r->element[1]->element[i]->len,
-                           &found);
-        freeReplyObject(r);
-        if (strcmp(w->cursor, "0") == 0) {
-            w->cursor[0] = '\0';
-            w->next_scan_ms = now + SCAN_EVERY_MS;
-        }
-    }
-    if (found.argc > 2 && bg__conn_ok(&w->conn)) {
-        r = bg__conn_cmd_args(&w->conn, &found);
-        if (r)
-            freeReplyObject(r);
-    }
-    bg__args_free(&found);
+    bg__queue_scan_step(&w->conn, w->ns, &w->scan, learn_queue, w);
 }
 
 /* ---- due scheduled jobs ---- */

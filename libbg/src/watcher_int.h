@@ -29,8 +29,7 @@ struct bg_watcher {
     int down_logged;
     int up, ever_up; /* both connections were up at the last look; ever */
     double next_try_ms, delay_ms;
-    char cursor[32]; /* of the queue SCAN under way, "" when none */
-    double next_scan_ms;
+    bg__queue_scan scan;     /* for queues only foreign producers wrote */
     struct bg__stale *stale; /* attempts seen stale, sorted by attempt ID */
     size_t nstale;
     double stale_due_ms;        /* when the first of them is past its grace; 0 when none */

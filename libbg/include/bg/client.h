@@ -68,7 +68,11 @@ BG_EXPORT const char *bg_client_namespace(const bg_client *c);
 /* Checks a namespace (1 to 64 of A-Z a-z 0-9 _ . -). Returns 1 when valid, 0 otherwise. */
 BG_EXPORT int bg_namespace_valid(const char *ns);
 
-/* Checks a queue name (1 to 128 of A-Z a-z 0-9 _ . -). Returns 1 when valid, 0 otherwise. */
+/* The longest queue name, in bytes. */
+#define BG_QUEUE_MAX 128
+
+/* Checks a queue name (1 to BG_QUEUE_MAX of A-Z a-z 0-9 _ . -). Returns 1 when valid, 0
+ * otherwise. */
 BG_EXPORT int bg_queue_valid(const char *queue);
 
 /* Checks a Redis URL of a form SPEC §2 allows. Returns BG_OK or BG_EURL, writing a message that
