@@ -64,7 +64,7 @@ int bg_dead_delete(bg_client *c, const char *job, const char *const *queues, siz
     char **known = NULL;
     size_t nknown = 0;
     int rc;
-    if (!c || (nqueues && !queues))
+    if (!c)
         return BG_EINVAL;
     if (!job || !*job)
         return bg__client_fail(c, BG_EINVAL, "no job given");
@@ -112,7 +112,7 @@ int bg_dead_delete_all(bg_client *c, const char *const *queues, size_t nqueues, 
     if (!deleted)
         deleted = &local;
     *deleted = 0;
-    if (!c || (nqueues && !queues))
+    if (!c)
         return BG_EINVAL;
     if ((rc = bg__client_check_queues(c, queues, nqueues)) != BG_OK ||
         (rc = bg__client_ensure(c)) != BG_OK)
@@ -142,8 +142,10 @@ int bg_dead_delete_all(bg_client *c, const char *const *queues, size_t nqueues, 
 int bg_purge_count(bg_client *c, const char *queue, bg_queue_counts *out) {
     char ready[512], sched[512];
     int rc;
-    if (!c || !out)
+    if (!c)
         return BG_EINVAL;
+    if (!out)
+        return bg__client_fail(c, BG_EINVAL, "purge: nowhere to put the counts");
     if ((rc = bg__client_check_queues(c, &queue, 1)) != BG_OK ||
         (rc = bg__client_ensure(c)) != BG_OK)
         return rc;

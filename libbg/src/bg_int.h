@@ -14,7 +14,7 @@
 
 #define BG__ERRLEN 512
 
-/* ---- url.c: SPEC §2 Redis URLs ---- */
+/* ---- url.c: docs/schema.md#formats Redis URLs ---- */
 
 typedef struct {
     char *host; /* TCP host, or NULL for a unix socket */
@@ -30,7 +30,7 @@ typedef struct {
 int bg__url_parse(const char *s, bg__url *u, char *err, size_t errlen);
 void bg__url_clear(bg__url *u);
 
-/* ---- keys.c: every Redis key name, in one place (SPEC §3, §4) ---- */
+/* ---- keys.c: every Redis key name, in one place (docs/schema.md#keys) ---- */
 
 typedef enum {
     BG__K_JOBS,       /* NS:jobs:<job> */
@@ -198,7 +198,8 @@ int bg__notify_wait(bg__notify *n, int wait_ms);
 
 /* ---- clientlist.c: what bg reads out of CLIENT LIST and INFO server ---- */
 
-/* A worker's main connection, named "NS-worker:<queue>[,<queue>...]" (SPEC §5). */
+/* A worker's main connection, named "NS-worker:<queue>[,<queue>...]" (docs/schema.md#client-names).
+ */
 typedef struct {
     long long id;       /* its client ID */
     const char *queues; /* "high,low", not terminated, borrowed from the CLIENT LIST reply */
@@ -287,7 +288,10 @@ void bg__uuid_fill(bg_uuid *out, size_t n);
 int bg__parse_ll(const char *s, size_t len, long long *out);
 char *bg__strdup(const char *s);
 char *bg__strndup(const char *s, size_t n);
-/* snprintf that never overflows and always terminates. */
+/* Empties a constructor's errbuf (docs/api.md#errors), and returns the length to write it
+ * with: 0 for a NULL errbuf, so bg__fmt() writes nothing there. */
+size_t bg__errbuf_init(char *errbuf, size_t errlen);
+/* snprintf that never overflows and always terminates (len 0: writes nothing). */
 void bg__fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- log.c ---- */
@@ -328,7 +332,6 @@ struct bg_client {
     char *url_masked;
     char *role;
     bg__url url;
-    int url_ok;
     int timeout_ms;
     bg_logger log;
     bg__conn conn;
@@ -342,7 +345,11 @@ int bg__client_fail(bg_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* bg__reply_error() on c: "<what> on <server>: <why>" recorded in c; returns the code. */
 int bg__client_reply_fail(bg_client *c, const redisReply *r, const char *what);
-/* Checks every name of a queue list a caller gave; BG_OK or BG_EINVAL with a message. */
+/* The start of a call about one job: a job was given, and c is connected. BG_OK or an error
+ * with a message. */
+int bg__client_start_job(bg_client *c, const char *job);
+/* Checks every name of a queue list a caller gave (and that there is a list when n is not 0);
+ * BG_OK or BG_EINVAL with a message. */
 int bg__client_check_queues(bg_client *c, const char *const *queues, size_t n);
 
 /* ---- queues.c: finding the namespace's queues ---- */

@@ -1,5 +1,5 @@
-/* enqueue.c: the producer's side of SPEC §3: enqueue one job or many (each atomically, through
- * enqueue.lua) and dequeue a job that still waits (dequeue.lua). */
+/* enqueue.c: the producer's side of docs/schema.md#keys: enqueue one job or many (each atomically,
+ * through enqueue.lua) and dequeue a job that still waits (dequeue.lua). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,9 +171,7 @@ int bg_dequeue(bg_client *c, const char *job_id) {
     int rc;
     if (!c)
         return BG_EINVAL;
-    if (!job_id || !*job_id)
-        return bg__client_fail(c, BG_EINVAL, "no job given");
-    if ((rc = bg__client_ensure(c)) != BG_OK)
+    if ((rc = bg__client_start_job(c, job_id)) != BG_OK)
         return rc;
     bg__key(jobs, sizeof jobs, c->ns, BG__K_JOBS, "");
     bg__key(ready, sizeof ready, c->ns, BG__K_READY, "");

@@ -296,11 +296,12 @@ static int store_cls(bg_failure *row, const redisReply *r) {
 static int start(bg_client *c, const char *const *queues, size_t nqueues, size_t limit,
                  bg_failures **out, bg_failures **f) {
     int rc;
+    if (out)
+        *out = NULL;
+    if (!c)
+        return BG_EINVAL;
     if (!out)
-        return BG_EINVAL;
-    *out = NULL;
-    if (!c || (nqueues && !queues))
-        return BG_EINVAL;
+        return bg__client_fail(c, BG_EINVAL, "no place for the list");
     if (limit < 1 || limit > LIST_MAX)
         return bg__client_fail(c, BG_EINVAL, "the limit must be a whole number from 1 to %d",
                                LIST_MAX);

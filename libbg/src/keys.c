@@ -1,4 +1,4 @@
-/* keys.c: builds every Redis key and client name bg uses, in the layout of SPEC §3 and §4, so
+/* keys.c: builds every Redis key and client name bg uses, in the layout of docs/schema.md#keys, so
  * the schema lives in one place (the Lua scripts get their prefixes from here too). */
 #include <stdio.h>
 #include <stdlib.h>

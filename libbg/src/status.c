@@ -1,4 +1,4 @@
-/* status.c: a snapshot of queue figures (SPEC §8): sizes, lifetime counters, jobs per second,
+/* status.c: a snapshot of queue figures (docs/cli.md): sizes, lifetime counters, jobs per second,
  * the live workers and fibers of each queue, counted from CLIENT LIST, and the age of the
  * oldest ready job (oldest.lua). */
 #include <stdlib.h>
@@ -295,11 +295,9 @@ int bg_status_read(bg_client *c, const char *const *queues, size_t nqueues, bg_s
     int64_t now_ms = 0;
     double t0 = bg__mono_ms();
     int rc;
-    if (!out)
-        return BG_EINVAL;
+    if (!c || !out)
+        return c ? bg__client_fail(c, BG_EINVAL, "status: no place for the snapshot") : BG_EINVAL;
     *out = NULL;
-    if (!c || (nqueues && !queues))
-        return c ? bg__client_fail(c, BG_EINVAL, "status: no queue list") : BG_EINVAL;
     if ((rc = bg__client_check_queues(c, queues, nqueues)) != BG_OK ||
         (rc = bg__client_ensure(c)) != BG_OK)
         return rc;

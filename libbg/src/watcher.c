@@ -1,4 +1,4 @@
-/* watcher.c: the watcher loop (SPEC §7): every interval it fails the attempts of vanished
+/* watcher.c: the watcher loop (docs/watcher.md): every interval it fails the attempts of vanished
  * workers, trims history and refreshes its queue list; between intervals it moves due
  * scheduled jobs to ready the moment they are due, woken early by Redis when a scheduled set
  * changes. Every step is an atomic script that re-checks its condition, so any number of
@@ -15,7 +15,7 @@
 #define CONNECT_TIMEOUT_MS 3000
 #define SCHEDULE_BATCH 1000
 #define TRIM_BATCH 500
-#define TRIM_BUDGET_MS 50 /* trimming per interval, at most, so Redis is never held long */
+#define BG__TRIM_BUDGET_MS 50 /* trimming per interval, at most, so Redis is never held long */
 
 void bg_watcher_options_init(bg_watcher_options *o) {
     memset(o, 0, sizeof *o);
@@ -61,6 +61,9 @@ static int add_queue(bg_watcher *w, const char *q) {
 int bg_watcher_new(bg_watcher **out, const bg_watcher_options *o, char *errbuf, size_t errlen) {
     bg_watcher_options defaults;
     char masked[512];
+    errlen = bg__errbuf_init(errbuf, errlen);
+    if (!out)
+        return BG_EINVAL;
     *out = NULL;
     if (!o) {
         bg_watcher_options_init(&defaults);
@@ -131,9 +134,7 @@ void bg_watcher_free(bg_watcher *w) {
         return;
     bg__conn_close(&w->conn);
     bg__conn_close(&w->sub.conn);
-    for (size_t i = 0; i < w->nqueues; i++)
-        free(w->queues[i]);
-    free(w->queues);
+    bg__free_names(w->queues, w->nqueues);
     free(w->due);
     free(w->stale);
     free(w->ns);
@@ -203,7 +204,7 @@ static int ensure_connected(bg_watcher *w) {
     if (bg__conn_ok(&w->conn) && bg__conn_ok(&w->sub.conn))
         return 1;
     if (w->up) {
-        /* SPEC §10: a lost connection is said once, at Info; so is its return. */
+        /* docs/operations.md#logs: a lost connection is said once, at Info; so is its return. */
         w->up = 0;
         w->down_logged = 1;
         bg__log(&w->log, BG_LOG_INFO, ROLE, "lost the connection to Redis at %s%s", w->url_masked,
@@ -352,66 +353,6 @@ static double schedule_pass(bg_watcher *w) {
     return bg__conn_ok(&w->conn) ? wait : -2;
 }
 
-/* ---- retention ---- */
-
-/* Trims completed, failed and dead history older than its retention, and beyond the caps of
- * SPEC section 7.5, oldest first, in bounded batches within a time budget. */
-static void trim_pass(bg_watcher *w, long long now_ms) {
-    static const struct {
-        bg__key_kind kind;
-        const char *mode;
-        const char *cap;
-    } sets[3] = {{BG__K_COMPLETED, "completed", "100000"},
-                 {BG__K_FAILED, "failed", "100000"},
-                 {BG__K_DEAD, "dead", "10000"}};
-    char key[256], cutoff[32], batch[16];
-    double until = bg__mono_ms() + TRIM_BUDGET_MS;
-    bg__fmt(batch, sizeof batch, "%d", TRIM_BATCH);
-    /* Start after the queue where the last pass ran out of time, so one busy queue cannot
-     * starve the others. */
-    w->trim_behind = 0;
-    for (size_t i = 0; i < w->nqueues; i++) {
-        size_t q = (w->trim_next + i) % w->nqueues;
-        for (int s = 0; s < 3; s++) {
-            bg__key(key, sizeof key, w->ns, sets[s].kind, w->queues[q]);
-            bg__fmt(cutoff, sizeof cutoff, "%lld", now_ms - (long long)w->retain_ms[s]);
-            const char *argv[] = {key,
-                                  sets[s].mode,
-                                  w->key_prefix[BG__K_ATTEMPTS],
-                                  w->key_prefix[BG__K_JOBS],
-                                  cutoff,
-                                  sets[s].cap,
-                                  batch};
-            long long n;
-            do {
-                if (bg__mono_ms() > until || !bg__conn_ok(&w->conn)) {
-                    w->trim_next = (q + 1) % w->nqueues;
-                    w->trim_behind = 1;
-                    return;
-                }
-                redisReply *r = bg__conn_eval_strs(&w->conn, BG__LUA_TRIM, 0, 7, argv);
-                n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-                const char *bad, *what;
-                unsigned long more = 0;
-                if (bg__script_refused(r, &bad, &what) &&
-                    bg__ratelimit_allow(&w->rl, bad, strlen(bad), &more))
-                    bg__log(&w->log, BG_LOG_WARN, ROLE,
-                            "cannot trim %s of %s: %s: %s; nothing deleted (%lu more since the "
-                            "last report)",
-                            sets[s].mode, w->queues[q], bad, what, more);
-                else if (r && r->type == REDIS_REPLY_ERROR &&
-                         bg__ratelimit_allow(&w->rl, key, strlen(key), NULL))
-                    bg__log(&w->log, BG_LOG_ERROR, ROLE, "trimming %s: %s", key, r->str);
-                if (r)
-                    freeReplyObject(r);
-                if (n)
-                    bg__log(&w->log, BG_LOG_DEBUG, ROLE, "trimmed %lld %s of %s", n, sets[s].mode,
-                            w->queues[q]);
-            } while (n == TRIM_BATCH);
-        }
-    }
-}
-
 /* ---- the loop ---- */
 
 static long long server_ms(bg_watcher *w) {
@@ -440,7 +381,7 @@ static int interval_pass(bg_watcher *w) {
         return rc;
     long long now = server_ms(w);
     if (now > 0)
-        trim_pass(w, now);
+        bg__watcher_trim_pass(w, now);
     return BG_OK;
 }
 
@@ -463,8 +404,13 @@ static void nap(bg_watcher *w, double wait_ms) {
     }
 }
 
-int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
+const char *bg_watcher_errmsg(const bg_watcher *w) {
+    return w ? w->err : "no watcher";
+}
+
+int bg_watcher_run(bg_watcher *w) {
     double next_interval = 0;
+    w->err[0] = '\0';
     bg__log(&w->log, BG_LOG_INFO, ROLE,
             "started: namespace %s, Redis %s, interval %.3f s, grace %.3f s", w->ns, w->url_masked,
             w->interval_ms / 1000, w->grace_ms / 1000);
@@ -472,7 +418,7 @@ int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
         heard_hangups(w);
         int up = ensure_connected(w);
         if (up < 0) {
-            bg__fmt(errbuf, errlen, "%s", w->conn.err);
+            bg__fmt(w->err, sizeof w->err, "%s", w->conn.err);
             return up;
         }
         if (!up) {
@@ -482,7 +428,7 @@ int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
         if (bg__mono_ms() >= next_interval) {
             next_interval = bg__mono_ms() + w->interval_ms;
             if (interval_pass(w) == BG_EACL) {
-                bg__fmt(errbuf, errlen, "%s", w->conn.err);
+                bg__fmt(w->err, sizeof w->err, "%s", w->conn.err);
                 return BG_EACL;
             }
             /* Look again the moment a suspect's grace ends, not up to an interval later: a
@@ -496,8 +442,8 @@ int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
         if (w->trim_behind && bg__mono_ms() >= w->next_trim_ms) {
             long long now = server_ms(w);
             if (now > 0)
-                trim_pass(w, now);
-            w->next_trim_ms = bg__mono_ms() + TRIM_BUDGET_MS;
+                bg__watcher_trim_pass(w, now);
+            w->next_trim_ms = bg__mono_ms() + BG__TRIM_BUDGET_MS;
         }
         double due = schedule_pass(w);
         if (due == -2)
