@@ -327,12 +327,11 @@ int bg_failed_list(bg_client *c, const char *const *queues, size_t nqueues, size
     static const char *const attempt_fields[] = {"job", "err", "msg"};
     static const char *const job_fields[] = {"cls"};
     bg_failures *f = NULL;
+    /* The attempts first, then the jobs they name, each in one pipeline. */
     int rc = start(c, queues, nqueues, limit, out, &f);
-    if (rc == BG_OK)
-        rc = read_sets(c, f, BG__K_FAILED, limit);
-    if (rc == BG_OK)
-        rc = fetch(c, f, BG__K_ATTEMPTS, pick_attempt, attempt_fields, 3, store_job_err_msg);
-    if (rc == BG_OK)
+    if (rc == BG_OK && (rc = read_sets(c, f, BG__K_FAILED, limit)) == BG_OK &&
+        (rc = fetch(c, f, BG__K_ATTEMPTS, pick_attempt, attempt_fields, 3, store_job_err_msg)) ==
+            BG_OK)
         rc = fetch(c, f, BG__K_JOBS, pick_job, job_fields, 1, store_cls);
     if (rc != BG_OK) {
         bg_failures_free(f);

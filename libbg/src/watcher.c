@@ -58,18 +58,8 @@ static int add_queue(bg_watcher *w, const char *q) {
     return 1;
 }
 
-int bg_watcher_new(bg_watcher **out, const bg_watcher_options *o, char *errbuf, size_t errlen) {
-    bg_watcher_options defaults;
-    char masked[512];
-    errlen = bg__errbuf_init(errbuf, errlen);
-    if (!out)
-        return BG_EINVAL;
-    *out = NULL;
-    if (!o) {
-        bg_watcher_options_init(&defaults);
-        o = &defaults;
-    }
-    const char *ns = o->ns ? o->ns : BG_DEFAULT_NAMESPACE;
+/* Checks the options before anything is made. BG_OK or BG_EINVAL with a message. */
+static int check_options(const bg_watcher_options *o, const char *ns, char *errbuf, size_t errlen) {
     if (!bg_namespace_valid(ns))
         return fail(errbuf, errlen, BG_EINVAL, "invalid namespace: 1 to 64 of A-Z a-z 0-9 _ . -");
     if (!(o->interval_ms > 0) || o->grace_ms < 0 || o->max_interruptions < 1 ||
@@ -77,10 +67,30 @@ int bg_watcher_new(bg_watcher **out, const bg_watcher_options *o, char *errbuf, 
         return fail(errbuf, errlen, BG_EINVAL,
                     "the interval must be positive, max interruptions at least 1, and the "
                     "grace and retention not negative");
-    for (size_t i = 0; i < o->nqueues; i++)
-        if (!bg_queue_valid(o->queues[i]))
-            return fail(errbuf, errlen, BG_EINVAL,
-                        "invalid queue name: 1 to 128 of A-Z a-z 0-9 _ . -");
+    if (o->nqueues && !o->queues)
+        return fail(errbuf, errlen, BG_EINVAL, "queues counted but not given");
+    for (size_t i = 0; i < o->nqueues; i++) {
+        if (bg_queue_valid(o->queues[i]))
+            continue;
+        bg__fmt(errbuf, errlen, "invalid queue name '%s': 1 to %d of A-Z a-z 0-9 _ . -",
+                o->queues[i] ? o->queues[i] : "", BG_QUEUE_MAX);
+        return BG_EINVAL;
+    }
+    return BG_OK;
+}
+
+int bg_watcher_new(bg_watcher **out, const bg_watcher_options *opts, char *errbuf, size_t errlen) {
+    bg_watcher_options defaults;
+    char masked[512];
+    errlen = bg__errbuf_init(errbuf, errlen);
+    if (!out)
+        return BG_EINVAL;
+    *out = NULL;
+    bg_watcher_options_init(&defaults);
+    const bg_watcher_options *o = opts ? opts : &defaults;
+    const char *ns = o->ns ? o->ns : BG_DEFAULT_NAMESPACE;
+    if (check_options(o, ns, errbuf, errlen) != BG_OK)
+        return BG_EINVAL;
     bg_watcher *w = calloc(1, sizeof *w);
     if (!w)
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
@@ -134,13 +144,13 @@ void bg_watcher_free(bg_watcher *w) {
         return;
     bg__conn_close(&w->conn);
     bg__conn_close(&w->sub.conn);
+    bg__ratelimit_destroy(&w->rl);
+    bg__url_clear(&w->url);
+    free(w->url_masked);
+    free(w->ns);
     bg__free_names(w->queues, w->nqueues);
     free(w->due);
     free(w->stale);
-    free(w->ns);
-    free(w->url_masked);
-    bg__url_clear(&w->url);
-    bg__ratelimit_destroy(&w->rl);
     free(w);
 }
 

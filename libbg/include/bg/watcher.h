@@ -16,6 +16,9 @@
 #include "bg/client.h"
 #include "bg/export.h"
 
+/* A watcher: its options, its two connections, what it knows of the queues. Opaque. */
+typedef struct bg_watcher bg_watcher;
+
 /* Options for bg_watcher_new(). Initialise with bg_watcher_options_init(). Strings and the
  * queue array are copied. Durations are in milliseconds, as every duration of the API. */
 typedef struct {
@@ -32,9 +35,7 @@ typedef struct {
     bg_logger log;
 } bg_watcher_options;
 
-typedef struct bg_watcher bg_watcher;
-
-/* Fills opts with the defaults. Never fails. */
+/* Fills opts with the defaults above. Never fails. */
 BG_EXPORT void bg_watcher_options_init(bg_watcher_options *opts);
 
 /* Creates a watcher; it does not connect until bg_watcher_run(). opts may be NULL for the
