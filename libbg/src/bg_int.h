@@ -134,12 +134,14 @@ void bg__conn_set_timeout(bg__conn *c, int timeout_ms);
 redisReply *bg__conn_cmd(bg__conn *c, int argc, const char **argv, const size_t *lens);
 
 /* Appends a command to the output buffer without waiting; pair each with bg__conn_reply().
- * Returns BG_OK or BG_ENOMEM. */
+ * Returns BG_OK, BG_EIO when not connected, or BG_ENOMEM, which closes the connection (the
+ * pipeline it broke cannot be read in step): a pipeline's replies are read as after any other
+ * loss. */
 int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens);
 
 /* bg__conn_cmd() and bg__conn_append() of a command built in a bg__args: an argument vector
  * that ran out of memory while it was built is refused here, once for every caller (NULL with
- * "out of memory" in c->err, or BG_ENOMEM), and never sent in part. */
+ * "out of memory" in c->err, or BG_ENOMEM as a failed append), and never sent in part. */
 redisReply *bg__conn_cmd_args(bg__conn *c, const bg__args *a);
 int bg__conn_append_args(bg__conn *c, const bg__args *a);
 

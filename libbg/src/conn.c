@@ -250,11 +250,20 @@ redisReply *bg__conn_cmd(bg__conn *c, int argc, const char **argv, const size_t 
     return r;
 }
 
+/* A command that could not be appended breaks the pipeline it belonged to: those appended
+ * before it would be answered to whoever reads next. The connection goes (the next call opens
+ * a new one), and every caller sees the loss as it sees any other. */
+static int append_failed(bg__conn *c) {
+    bg__fmt(c->err, sizeof c->err, "out of memory");
+    bg__conn_close(c);
+    return BG_ENOMEM;
+}
+
 int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens) {
     if (!c->rc)
         return BG_EIO;
     if (redisAppendCommandArgv(c->rc, argc, argv, lens) != REDIS_OK)
-        return BG_ENOMEM;
+        return append_failed(c);
     c->inflight++;
     return BG_OK;
 }
@@ -270,7 +279,9 @@ redisReply *bg__conn_cmd_args(bg__conn *c, const bg__args *a) {
 }
 
 int bg__conn_append_args(bg__conn *c, const bg__args *a) {
-    return a->oom ? BG_ENOMEM : bg__conn_append(c, a->argc, ARGV(a), a->lens);
+    if (a->oom)
+        return c->rc ? append_failed(c) : BG_EIO;
+    return bg__conn_append(c, a->argc, ARGV(a), a->lens);
 }
 
 /* The next reply on the socket, whatever was read ahead. */
