@@ -74,15 +74,14 @@ int cli_client(cli_ctx *ctx, const cli_cmd *cmd) {
     o.url = ctx->url;
     o.ns = ctx->ns;
     o.role = "cli";
-    int rc = bg_client_new(&ctx->client, &o);
+    char err[512];
+    int rc = bg_client_new(&ctx->client, &o, err, sizeof err);
     if (rc == BG_OK)
         return 0;
-    if (!ctx->client)
-        return cli_error(cmd, "%s", bg_strerror(rc));
     /* The URL and namespace come from -r/-n or the environment, not from the command. */
     if (rc == BG_EURL || rc == BG_EINVAL)
-        return cli_usage_error(NULL, "%s", bg_client_errmsg(ctx->client));
-    return cli_fail(ctx, cmd, rc);
+        return cli_usage_error(NULL, "%s", err);
+    return cli_error(cmd, "%s", *err ? err : bg_strerror(rc));
 }
 
 int cli_fail(cli_ctx *ctx, const cli_cmd *cmd, int rc) {

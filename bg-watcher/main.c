@@ -153,9 +153,9 @@ int main(int argc, char **argv) {
     bgc_on_signal(SIGTERM, on_stop);
     bgc_on_signal(SIGINT, on_stop);
     bgc_on_signal(SIGHUP, on_hangup);
-    int rc = bg_watcher_run(w, err, sizeof err);
+    int rc = bg_watcher_run(w);
     if (rc < 0)
-        fprintf(stderr, "bg-watcher: %s\n", err);
+        fprintf(stderr, "bg-watcher: %s\n", bg_watcher_errmsg(w));
     bgw_metrics_stop(metrics);
     bg_watcher_free(w);
     bgc_daemon_free(&d);

@@ -367,9 +367,9 @@ bgw_metrics *bgw_metrics_start(const bgw_listen *l, const bgw_metrics_options *o
     co.ns = o->ns;
     co.role = "watcher";
     co.log = o->log;
-    if (bg_client_new(&m->client, &co) != BG_OK) {
-        snprintf(err, errlen, "--metrics: %s",
-                 m->client ? bg_client_errmsg(m->client) : "out of memory");
+    char why[256];
+    if (bg_client_new(&m->client, &co, why, sizeof why) != BG_OK) {
+        snprintf(err, errlen, "--metrics: %s", why);
         metrics_free(m);
         return NULL;
     }

@@ -14,6 +14,7 @@ int main(int argc, char **argv) {
     bg_client_options opts;
     bg_client *c = NULL;
     bg_job_spec spec;
+    char err[512];
     bg_uuid id;
     int rc;
 
@@ -24,10 +25,9 @@ int main(int argc, char **argv) {
     bg_client_options_init(&opts);
     opts.url = getenv("BG_REDIS_URL");
     opts.ns = getenv("BG_NAMESPACE");
-    rc = bg_client_new(&c, &opts);
+    rc = bg_client_new(&c, &opts, err, sizeof err);
     if (rc != BG_OK) {
-        fprintf(stderr, "enqueue: %s\n", c ? bg_client_errmsg(c) : bg_strerror(rc));
-        bg_client_free(c);
+        fprintf(stderr, "enqueue: %s\n", err);
         return 2;
     }
 

@@ -1,6 +1,5 @@
 /* admin.c: the operator's writes and checks: the health check (bg_ping), deleting dead jobs
- * (dead.lua) and emptying a queue (purge.lua), each in bounded atomic batches; and the list of
- * known queues the commands fall back to. */
+ * (dead.lua) and emptying a queue (purge.lua), each in bounded atomic batches. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,62 +7,6 @@
 
 /* Entries a script call takes at most: short enough that Redis never blocks for long. */
 #define BATCH 500
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void bg__free_names(char **names, size_t n) {
-    for (size_t i = 0; names && i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
-/* A failed reply as a code with a message naming what and the server. */
-static int reply_fail(bg_client *c, const redisReply *r, const char *what) {
-    if (!r)
-        return bg__client_fail(c, BG_EIO, "%s on %s: %s", what, c->url_masked, c->conn.err);
-    if (r->type == REDIS_REPLY_ERROR)
-        return bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS, "%s on %s: %s",
-                               what, c->url_masked, r->str);
-    return bg__client_fail(c, BG_EPROTO, "%s on %s: unexpected reply", what, c->url_masked);
-}
-
-int bg__known_queues(bg_client *c, const char *what, char ***names, size_t *n) {
-    char key[256];
-    bg__key(key, sizeof key, c->ns, BG__K_QUEUES, NULL);
-    const char *argv[] = {"SMEMBERS", key};
-    *names = NULL;
-    *n = 0;
-    redisReply *r = bg__conn_cmd(&c->conn, 2, argv, NULL);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        int rc = reply_fail(c, r, what);
-        freeReplyObject(r);
-        return rc;
-    }
-    char **out = calloc(r->elements ? r->elements : 1, sizeof *out);
-    size_t k = 0;
-    int rc = out ? BG_OK : BG_ENOMEM;
-    for (size_t i = 0; rc == BG_OK && i < r->elements; i++) {
-        const redisReply *e = r->element[i];
-        /* A name another program put there that bg could not use is left out. */
-        if (e->type != REDIS_REPLY_STRING || strlen(e->str) != e->len || !bg_queue_valid(e->str))
-            continue;
-        if (!(out[k] = bg__strdup(e->str)))
-            rc = BG_ENOMEM;
-        else
-            k++;
-    }
-    freeReplyObject(r);
-    if (rc != BG_OK) {
-        bg__free_names(out, k);
-        return bg__client_fail(c, rc, "%s: out of memory", what);
-    }
-    qsort(out, k, sizeof *out, cmp_str);
-    *names = out;
-    *n = k;
-    return BG_OK;
-}
 
 int bg_ping(bg_client *c, double *ms) {
     double t0 = bg__mono_ms();
@@ -81,9 +24,9 @@ int bg_ping(bg_client *c, double *ms) {
     redisReply *p = bg__conn_reply(&c->conn);
     redisReply *t = p ? bg__conn_reply(&c->conn) : NULL;
     if (!p || p->type != REDIS_REPLY_STATUS || strcmp(p->str, "PONG") != 0)
-        rc = reply_fail(c, p, "PING");
+        rc = bg__client_reply_fail(c, p, "PING");
     else if (!t || t->type != REDIS_REPLY_STATUS)
-        rc = reply_fail(c, t, "TYPE of the namespace's keys");
+        rc = bg__client_reply_fail(c, t, "TYPE of the namespace's keys");
     else if (strcmp(t->str, "set") != 0 && strcmp(t->str, "none") != 0)
         rc = bg__client_fail(c, BG_EREDIS, "%s on %s is a %s, not a set", key, c->url_masked,
                              t->str);
@@ -111,7 +54,7 @@ static redisReply *run_dead(bg_client *c, int argc, const char **argv, int *rc) 
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_INTEGER)
         return r;
-    *rc = reply_fail(c, r, "dead --delete");
+    *rc = bg__client_reply_fail(c, r, "dead --delete");
     freeReplyObject(r);
     return NULL;
 }
@@ -121,7 +64,7 @@ int bg_dead_delete(bg_client *c, const char *job, const char *const *queues, siz
     char **known = NULL;
     size_t nknown = 0;
     int rc;
-    if (!c || (nqueues && !queues))
+    if (!c)
         return BG_EINVAL;
     if (!job || !*job)
         return bg__client_fail(c, BG_EINVAL, "no job given");
@@ -169,7 +112,7 @@ int bg_dead_delete_all(bg_client *c, const char *const *queues, size_t nqueues, 
     if (!deleted)
         deleted = &local;
     *deleted = 0;
-    if (!c || (nqueues && !queues))
+    if (!c)
         return BG_EINVAL;
     if ((rc = bg__client_check_queues(c, queues, nqueues)) != BG_OK ||
         (rc = bg__client_ensure(c)) != BG_OK)
@@ -199,8 +142,10 @@ int bg_dead_delete_all(bg_client *c, const char *const *queues, size_t nqueues, 
 int bg_purge_count(bg_client *c, const char *queue, bg_queue_counts *out) {
     char ready[512], sched[512];
     int rc;
-    if (!c || !out)
+    if (!c)
         return BG_EINVAL;
+    if (!out)
+        return bg__client_fail(c, BG_EINVAL, "purge: nowhere to put the counts");
     if ((rc = bg__client_check_queues(c, &queue, 1)) != BG_OK ||
         (rc = bg__client_ensure(c)) != BG_OK)
         return rc;
@@ -215,10 +160,10 @@ int bg_purge_count(bg_client *c, const char *queue, bg_queue_counts *out) {
     char what[600];
     if (!a || a->type != REDIS_REPLY_INTEGER) {
         bg__fmt(what, sizeof what, "purge: LLEN %s", ready);
-        rc = reply_fail(c, a, what);
+        rc = bg__client_reply_fail(c, a, what);
     } else if (!b || b->type != REDIS_REPLY_INTEGER) {
         bg__fmt(what, sizeof what, "purge: ZCARD %s", sched);
-        rc = reply_fail(c, b, what);
+        rc = bg__client_reply_fail(c, b, what);
     } else {
         out->ready = a->integer;
         out->scheduled = b->integer;
@@ -259,7 +204,7 @@ int bg_purge(bg_client *c, const char *queue, const bg_queue_counts *at_most,
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_INTEGER ||
             r->element[1]->type != REDIS_REPLY_INTEGER) {
-            rc = reply_fail(c, r, "purge");
+            rc = bg__client_reply_fail(c, r, "purge");
             freeReplyObject(r);
             return rc;
         }

@@ -14,7 +14,7 @@
 
 #define BG__ERRLEN 512
 
-/* ---- url.c: SPEC §2 Redis URLs ---- */
+/* ---- url.c: docs/schema.md#formats Redis URLs ---- */
 
 typedef struct {
     char *host; /* TCP host, or NULL for a unix socket */
@@ -140,12 +140,14 @@ void bg__conn_set_timeout(bg__conn *c, int timeout_ms);
 redisReply *bg__conn_cmd(bg__conn *c, int argc, const char **argv, const size_t *lens);
 
 /* Appends a command to the output buffer without waiting; pair each with bg__conn_reply().
- * Returns BG_OK or BG_ENOMEM. */
+ * Returns BG_OK, BG_EIO when not connected, or BG_ENOMEM, which closes the connection (the
+ * pipeline it broke cannot be read in step): a pipeline's replies are read as after any other
+ * loss. */
 int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens);
 
 /* bg__conn_cmd() and bg__conn_append() of a command built in a bg__args: an argument vector
  * that ran out of memory while it was built is refused here, once for every caller (NULL with
- * "out of memory" in c->err, or BG_ENOMEM), and never sent in part. */
+ * "out of memory" in c->err, or BG_ENOMEM as a failed append), and never sent in part. */
 redisReply *bg__conn_cmd_args(bg__conn *c, const bg__args *a);
 int bg__conn_append_args(bg__conn *c, const bg__args *a);
 
@@ -166,6 +168,17 @@ redisReply *bg__conn_eval_strs(bg__conn *c, bg__script_id id, int nkeys, int arg
  * BG__CONN_AHEAD of them (more: the connection is closed, as after an I/O error). */
 int bg__conn_append_eval(bg__conn *c, bg__script_id id, int nkeys, const bg__args *a);
 redisReply *bg__conn_eval_reply(bg__conn *c, bg__script_id id, int nkeys, const bg__args *a);
+
+/* The one way a reply that is not the one wanted becomes an error code: NULL (the connection
+ * failed) is BG_EIO; an error reply is BG_EACL when an ACL refused the command (NOPERM),
+ * BG_EREDIS otherwise; a reply of another type is BG_EPROTO. */
+int bg__reply_code(const redisReply *r);
+
+/* Writes "<context>: <why>" into err (of errlen bytes), the context formatted from fmt and why
+ * the connection's message (r NULL), the error reply's text or "unexpected reply"; err may be
+ * c->err. Returns bg__reply_code(r). */
+int bg__reply_error(const bg__conn *c, const redisReply *r, char *err, size_t errlen,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ---- notify.c: waiting for key changes without popping ---- */
 
@@ -193,7 +206,8 @@ int bg__notify_wait(bg__notify *n, int wait_ms);
 
 /* ---- clientlist.c: what bg reads out of CLIENT LIST and INFO server ---- */
 
-/* A worker's main connection, named "NS-worker:<queue>[,<queue>...]" (SPEC §5). */
+/* A worker's main connection, named "NS-worker:<queue>[,<queue>...]" (docs/schema.md#client-names).
+ */
 typedef struct {
     long long id;       /* its client ID */
     const char *queues; /* "high,low", not terminated, borrowed from the CLIENT LIST reply */
@@ -282,7 +296,10 @@ void bg__uuid_fill(bg_uuid *out, size_t n);
 int bg__parse_ll(const char *s, size_t len, long long *out);
 char *bg__strdup(const char *s);
 char *bg__strndup(const char *s, size_t n);
-/* snprintf that never overflows and always terminates. */
+/* Empties a constructor's errbuf (docs/api.md#errors), and returns the length to write it
+ * with: 0 for a NULL errbuf, so bg__fmt() writes nothing there. */
+size_t bg__errbuf_init(char *errbuf, size_t errlen);
+/* snprintf that never overflows and always terminates (len 0: writes nothing). */
 void bg__fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- log.c ---- */
@@ -327,7 +344,6 @@ struct bg_client {
     char *url_masked;
     char *role;
     bg__url url;
-    int url_ok;
     int timeout_ms;
     bg_logger log;
     bg__conn conn;
@@ -339,15 +355,50 @@ int bg__client_ensure(bg_client *c);
 /* Records an error message in c; returns code. */
 int bg__client_fail(bg_client *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Checks every name of a queue list a caller gave; BG_OK or BG_EINVAL with a message. */
+/* bg__reply_error() on c: "<what> on <server>: <why>" recorded in c; returns the code. A
+ * script's refusal ({'badkey', key, what}, docs/claim.md) is BG_EREDIS, "...: <key>: <what>;
+ * nothing was written". */
+int bg__client_reply_fail(bg_client *c, const redisReply *r, const char *what);
+/* The start of a call about one job: a job was given, and c is connected. BG_OK or an error
+ * with a message. */
+int bg__client_start_job(bg_client *c, const char *job);
+/* Checks every name of a queue list a caller gave (and that there is a list when n is not 0);
+ * BG_OK or BG_EINVAL with a message. */
 int bg__client_check_queues(bg_client *c, const char *const *queues, size_t n);
 
-/* ---- admin.c ---- */
+/* ---- queues.c: finding the namespace's queues ---- */
 
-/* Reads NS:queues: its valid queue names, sorted by byte value, into a new array of n copies
- * (free with bg__free_names()). Returns BG_OK or an error with a message on c (what names the
- * command in messages). */
+/* The valid queue names of an SMEMBERS reply of NS:queues (an array), sorted by byte value,
+ * into a new array of n copies (free with bg__free_names()); a name another program put there
+ * that bg could not use is left out. Returns BG_OK or BG_ENOMEM. */
+int bg__queue_names(const redisReply *members, char ***names, size_t *n);
+/* Reads NS:queues on c into names, as bg__queue_names() does. Returns BG_OK or an error with a
+ * message on c (what names the command in messages). */
 int bg__known_queues(bg_client *c, const char *what, char ***names, size_t *n);
 void bg__free_names(char **names, size_t n);
+
+/* Copies into q (of BG_QUEUE_MAX + 1 bytes) the queue a per-queue key of namespace ns names
+ * ("NS:ready:<queue>", key of len bytes, any bytes). Returns 1 when it names a valid queue. */
+int bg__queue_of_key(const char *ns, const char *key, size_t len, char *q);
+
+/* Called with each queue found; returns 1 when the queue is new to the caller (it is then
+ * added to NS:queues), 0 otherwise. */
+typedef int (*bg__queue_fn)(void *ud, const char *queue);
+
+/* A SCAN of the namespace's keys for the queues only foreign producers wrote, done a few steps
+ * at a time. Zero it to start; next_ms 0 starts a new SCAN at the next step. */
+typedef struct {
+    char cursor[32]; /* of the SCAN under way, "" when none */
+    double next_ms;  /* when a new SCAN may start (monotonic clock) */
+} bg__queue_scan;
+
+/* Goes on with the SCAN (a new one at most once a minute, a bounded number of SCAN calls per
+ * call; a refused or failed SCAN is tried again a minute later), calling fn for the queue of
+ * each per-queue key met. */
+void bg__queue_scan_step(bg__conn *c, const char *ns, bg__queue_scan *s, bg__queue_fn fn, void *ud);
+/* Calls fn for the queue key (len bytes) names, when it is a per-queue key: a tracking report
+ * named it. */
+void bg__queue_note_key(bg__conn *c, const char *ns, const char *key, size_t len, bg__queue_fn fn,
+                        void *ud);
 
 #endif

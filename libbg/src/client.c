@@ -20,7 +20,23 @@ int bg__client_fail(bg_client *c, int code, const char *fmt, ...) {
     return code;
 }
 
+int bg__client_reply_fail(bg_client *c, const redisReply *r, const char *what) {
+    const char *key, *why;
+    if (bg__script_refused(r, &key, &why))
+        return bg__client_fail(c, BG_EREDIS, "%s on %s: %s: %s; nothing was written", what,
+                               c->url_masked, key, why);
+    return bg__reply_error(&c->conn, r, c->err, sizeof c->err, "%s on %s", what, c->url_masked);
+}
+
+int bg__client_start_job(bg_client *c, const char *job) {
+    if (!job || !*job)
+        return bg__client_fail(c, BG_EINVAL, "no job given");
+    return bg__client_ensure(c);
+}
+
 int bg__client_check_queues(bg_client *c, const char *const *queues, size_t n) {
+    if (n && !queues)
+        return bg__client_fail(c, BG_EINVAL, "%zu queues given, but no queue list", n);
     for (size_t i = 0; i < n; i++)
         if (!bg_queue_valid(queues[i]))
             return bg__client_fail(c, BG_EINVAL,
@@ -29,17 +45,9 @@ int bg__client_check_queues(bg_client *c, const char *const *queues, size_t n) {
     return BG_OK;
 }
 
-int bg_client_new(bg_client **out, const bg_client_options *opts) {
-    bg_client_options defaults;
+/* Fills a new client from opts; returns BG_OK or an error with a message in c->err. */
+static int client_init(bg_client *c, const bg_client_options *opts) {
     char masked[512];
-    if (!opts) {
-        bg_client_options_init(&defaults);
-        opts = &defaults;
-    }
-    *out = NULL;
-    bg_client *c = calloc(1, sizeof *c);
-    if (!c)
-        return BG_ENOMEM;
     const char *url = opts->url ? opts->url : BG_DEFAULT_URL;
     c->ns = bg__strdup(opts->ns ? opts->ns : BG_DEFAULT_NAMESPACE);
     c->role = bg__strdup(opts->role ? opts->role : "manager");
@@ -47,18 +55,34 @@ int bg_client_new(bg_client **out, const bg_client_options *opts) {
     c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
     c->log = opts->log;
     c->conn.id = -1;
-    if (!c->ns || !c->role || !c->url_masked) {
-        bg_client_free(c);
-        return BG_ENOMEM;
-    }
-    *out = c;
+    if (!c->ns || !c->role || !c->url_masked)
+        return bg__client_fail(c, BG_ENOMEM, "out of memory");
     if (!bg_namespace_valid(c->ns))
         return bg__client_fail(c, BG_EINVAL, "invalid namespace '%s': 1 to 64 of A-Z a-z 0-9 _ . -",
                                c->ns);
-    int rc = bg__url_parse(url, &c->url, c->err, sizeof c->err);
-    if (rc != BG_OK)
+    return bg__url_parse(url, &c->url, c->err, sizeof c->err);
+}
+
+int bg_client_new(bg_client **out, const bg_client_options *opts, char *errbuf, size_t errlen) {
+    bg_client_options defaults;
+    errlen = bg__errbuf_init(errbuf, errlen);
+    if (!out)
+        return BG_EINVAL;
+    *out = NULL;
+    bg_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        bg__fmt(errbuf, errlen, "out of memory");
+        return BG_ENOMEM;
+    }
+    bg_client_options_init(&defaults);
+    int rc = client_init(c, opts ? opts : &defaults);
+    if (rc != BG_OK) {
+        /* A constructor that fails returns no handle: its message goes to the caller. */
+        bg__fmt(errbuf, errlen, "%s", c->err);
+        bg_client_free(c);
         return rc;
-    c->url_ok = 1;
+    }
+    *out = c;
     return BG_OK;
 }
 
@@ -75,8 +99,6 @@ void bg_client_free(bg_client *c) {
 
 int bg__client_ensure(bg_client *c) {
     char name[128];
-    if (!c->url_ok)
-        return BG_EURL;
     if (bg__conn_ok(&c->conn))
         return BG_OK;
     bg__client_name(name, sizeof name, c->ns, c->role);

@@ -7,7 +7,8 @@
 
 #include "bg_int.h"
 
-/* The client name prefixes of one namespace (SPEC §5), and how much room the census has. */
+/* The client name prefixes of one namespace (docs/schema.md#client-names), and how much room the
+ * census has. */
 typedef struct {
     char worker[128], fiber[128]; /* "NS-worker:", "NS-worker-fiber:" */
     size_t wl, fl;

@@ -3,6 +3,8 @@
  * commands and scripts on it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -43,6 +45,32 @@ static int is_error(const redisReply *r) {
     return r && r->type == REDIS_REPLY_ERROR;
 }
 
+int bg__reply_code(const redisReply *r) {
+    if (!r)
+        return BG_EIO;
+    if (r->type != REDIS_REPLY_ERROR)
+        return BG_EPROTO;
+    /* An ACL's refusal names itself so ("NOPERM this user has no permissions to run ..."),
+     * also when a script's call is the refused one and Redis wraps the error. */
+    return strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS;
+}
+
+int bg__reply_error(const bg__conn *c, const redisReply *r, char *err, size_t errlen,
+                    const char *fmt, ...) {
+    char ctx[BG__ERRLEN], why[BG__ERRLEN];
+    va_list ap;
+    /* Copied first: err may be the connection's own message. */
+    bg__fmt(why, sizeof why, "%s",
+            !r                             ? c->err
+            : r->type == REDIS_REPLY_ERROR ? r->str
+                                           : "unexpected reply");
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    bg__fmt(err, errlen, "%s: %s", ctx, why);
+    return bg__reply_code(r);
+}
+
 /* Errors a server gives while it cannot serve yet (loading its data, running a long script, a
  * replica without its primary): wait and connect again, as after a lost connection. */
 static int is_transient(const redisReply *r) {
@@ -53,16 +81,10 @@ static int is_transient(const redisReply *r) {
     return 0;
 }
 
-int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const char *name,
-                  int timeout_ms) {
+/* Connects to u with bg's socket manners. Returns BG_OK, or an error with a message (the
+ * connection is closed then). */
+static int dial(bg__conn *c, const bg__url *u, const char *url_masked, int timeout_ms) {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    bg__args a;
-    int rc = BG_OK, nsent = 0;
-    int idx_auth = -1, idx_select = -1, idx_name = -1, idx_id, idx_info, idx_script;
-
-    bg__conn_close(c);
-    c->err[0] = '\0';
-    c->run_id[0] = '\0';
     c->rc = u->path ? redisConnectUnixWithTimeout(u->path, tv)
                     : redisConnectWithTimeout(u->host, u->port, tv);
     if (!c->rc) {
@@ -80,51 +102,109 @@ int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const c
     redisSetTimeout(c->rc, tv);
     if (!u->path)
         redisEnableKeepAlive(c->rc);
+    return BG_OK;
+}
 
+/* Where each command of the handshake sits in its pipeline; -1 for one not sent. */
+typedef struct {
+    int auth, select, name, id, info, script, n;
+} handshake;
+
+/* Appends the command in a as the handshake's next one, its place going to *idx; a is reset
+ * for the next. */
+static int append_step(bg__conn *c, bg__args *a, handshake *h, int *idx) {
+    int rc = bg__conn_append_args(c, a);
+    bg__args_reset(a);
+    if (rc == BG_OK)
+        *idx = h->n++;
+    return rc;
+}
+
+/* Appends AUTH, SELECT, CLIENT SETNAME (each when needed), CLIENT ID, INFO server and a SCRIPT
+ * LOAD of every script. Returns BG_OK or BG_ENOMEM: a command that could not be appended must
+ * not be waited for. */
+static int append_handshake(bg__conn *c, const bg__url *u, const char *name, handshake *h) {
+    bg__args a;
+    int rc = BG_OK;
+    *h = (handshake){-1, -1, -1, -1, -1, -1, 0};
     bg__args_init(&a);
     if (u->pass) {
         bg__args_str(&a, "AUTH");
         if (u->user)
             bg__args_str(&a, u->user);
         bg__args_str(&a, u->pass);
-        bg__conn_append_args(c, &a);
-        idx_auth = nsent++;
-        bg__args_reset(&a);
+        rc = append_step(c, &a, h, &h->auth);
     }
-    if (u->db) {
+    if (rc == BG_OK && u->db) {
         bg__args_str(&a, "SELECT");
         bg__args_ll(&a, u->db);
-        bg__conn_append_args(c, &a);
-        idx_select = nsent++;
-        bg__args_reset(&a);
+        rc = append_step(c, &a, h, &h->select);
     }
-    if (name) {
-        bg__args_str(&a, "CLIENT");
-        bg__args_str(&a, "SETNAME");
-        bg__args_str(&a, name);
-        bg__conn_append_args(c, &a);
-        idx_name = nsent++;
-        bg__args_reset(&a);
+    if (rc == BG_OK && name) {
+        const char *argv[] = {"CLIENT", "SETNAME", name};
+        bg__args_strs(&a, 3, argv);
+        rc = append_step(c, &a, h, &h->name);
     }
-    {
+    if (rc == BG_OK) {
         const char *argv[] = {"CLIENT", "ID"};
-        bg__conn_append(c, 2, argv, NULL);
-        idx_id = nsent++;
+        bg__args_strs(&a, 2, argv);
+        rc = append_step(c, &a, h, &h->id);
     }
-    {
+    if (rc == BG_OK) {
         const char *argv[] = {"INFO", "server"};
-        bg__conn_append(c, 2, argv, NULL);
-        idx_info = nsent++;
+        bg__args_strs(&a, 2, argv);
+        rc = append_step(c, &a, h, &h->info);
     }
-    idx_script = nsent;
-    for (int i = 0; i < BG__LUA_COUNT; i++) {
+    h->script = h->n;
+    for (int i = 0; rc == BG_OK && i < BG__LUA_COUNT; i++) {
         const char *argv[] = {"SCRIPT", "LOAD", bg__script_source((bg__script_id)i)};
-        bg__conn_append(c, 3, argv, NULL);
-        nsent++;
+        if ((rc = bg__conn_append(c, 3, argv, NULL)) == BG_OK)
+            h->n++;
     }
     bg__args_free(&a);
+    return rc;
+}
 
-    for (int i = 0; i < nsent; i++) {
+/* Judges reply i of the handshake, keeping what it tells (client ID, run_id, script SHAs).
+ * Returns BG_OK or an error with a message. */
+static int take_reply(bg__conn *c, const handshake *h, int i, const redisReply *r, const bg__url *u,
+                      const char *url_masked) {
+    if (is_transient(r)) {
+        bg__fmt(c->err, sizeof c->err, "cannot connect to %s yet: %s", url_masked, r->str);
+        return BG_ECONNECT;
+    }
+    if (is_error(r)) {
+        if (i == h->auth) {
+            bg__fmt(c->err, sizeof c->err, "cannot authenticate to %s: %s", url_masked, r->str);
+            return BG_EREDIS;
+        }
+        if (i == h->select) {
+            bg__fmt(c->err, sizeof c->err, "cannot select database %d on %s: %s", u->db, url_masked,
+                    r->str);
+            return BG_EREDIS;
+        }
+        /* An ACL that forbids INFO only costs us the run_id. */
+        if (i == h->info)
+            return BG_OK;
+        return bg__reply_error(c, r, c->err, sizeof c->err, "%s refused %s", url_masked,
+                               i == h->name ? "CLIENT SETNAME"
+                               : i == h->id ? "CLIENT ID"
+                                            : "SCRIPT LOAD");
+    }
+    if (i == h->id && r->type == REDIS_REPLY_INTEGER)
+        c->id = r->integer;
+    else if (i == h->info && r->type == REDIS_REPLY_STRING)
+        bg__parse_run_id(r->str, c->run_id, sizeof c->run_id);
+    else if (i >= h->script && r->type == REDIS_REPLY_STRING)
+        bg__fmt(c->sha[i - h->script], sizeof c->sha[0], "%s", r->str);
+    return BG_OK;
+}
+
+/* Reads every reply of the handshake (the first error is the one reported). */
+static int read_handshake(bg__conn *c, const handshake *h, const bg__url *u,
+                          const char *url_masked) {
+    int rc = BG_OK;
+    for (int i = 0; i < h->n; i++) {
         redisReply *r = bg__conn_reply(c);
         if (!r) {
             char why[BG__ERRLEN];
@@ -132,37 +212,29 @@ int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const c
             bg__fmt(c->err, sizeof c->err, "cannot connect to %s: %s", url_masked, why);
             return BG_ECONNECT;
         }
-        if (rc == BG_OK && is_transient(r)) {
-            bg__fmt(c->err, sizeof c->err, "cannot connect to %s yet: %s", url_masked, r->str);
-            rc = BG_ECONNECT;
-        } else if (rc == BG_OK && is_error(r)) {
-            if (i == idx_auth) {
-                bg__fmt(c->err, sizeof c->err, "cannot authenticate to %s: %s", url_masked, r->str);
-                rc = BG_EREDIS;
-            } else if (i == idx_select) {
-                bg__fmt(c->err, sizeof c->err, "cannot select database %d on %s: %s", u->db,
-                        url_masked, r->str);
-                rc = BG_EREDIS;
-            } else if (i == idx_name || i == idx_id || i >= idx_script) {
-                bg__fmt(c->err, sizeof c->err, "%s refused %s: %s", url_masked,
-                        i == idx_name ? "CLIENT SETNAME"
-                        : i == idx_id ? "CLIENT ID"
-                                      : "SCRIPT LOAD",
-                        r->str);
-                rc = strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS;
-            }
-            /* An ACL that forbids INFO only costs us the run_id. */
-        } else if (rc == BG_OK) {
-            if (i == idx_id && r->type == REDIS_REPLY_INTEGER)
-                c->id = r->integer;
-            else if (i == idx_info && r->type == REDIS_REPLY_STRING)
-                bg__parse_run_id(r->str, c->run_id, sizeof c->run_id);
-            else if (i >= idx_script && r->type == REDIS_REPLY_STRING)
-                bg__fmt(c->sha[i - idx_script], sizeof c->sha[0], "%s", r->str);
-        }
+        if (rc == BG_OK)
+            rc = take_reply(c, h, i, r, u, url_masked);
         freeReplyObject(r);
     }
+    return rc;
+}
+
+int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const char *name,
+                  int timeout_ms) {
+    handshake h;
+    bg__conn_close(c);
+    c->err[0] = '\0';
+    c->run_id[0] = '\0';
+    int rc = dial(c, u, url_masked, timeout_ms);
     if (rc != BG_OK)
+        return rc;
+    /* The whole handshake goes in one pipeline: one round trip however many scripts. */
+    if ((rc = append_handshake(c, u, name, &h)) != BG_OK) {
+        bg__fmt(c->err, sizeof c->err, "cannot connect to %s: out of memory", url_masked);
+        bg__conn_close(c);
+        return rc;
+    }
+    if ((rc = read_handshake(c, &h, u, url_masked)) != BG_OK)
         bg__conn_close(c);
     return rc;
 }
@@ -178,11 +250,20 @@ redisReply *bg__conn_cmd(bg__conn *c, int argc, const char **argv, const size_t 
     return r;
 }
 
+/* A command that could not be appended breaks the pipeline it belonged to: those appended
+ * before it would be answered to whoever reads next. The connection goes (the next call opens
+ * a new one), and every caller sees the loss as it sees any other. */
+static int append_failed(bg__conn *c) {
+    bg__fmt(c->err, sizeof c->err, "out of memory");
+    bg__conn_close(c);
+    return BG_ENOMEM;
+}
+
 int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens) {
     if (!c->rc)
         return BG_EIO;
     if (redisAppendCommandArgv(c->rc, argc, argv, lens) != REDIS_OK)
-        return BG_ENOMEM;
+        return append_failed(c);
     c->inflight++;
     return BG_OK;
 }
@@ -198,7 +279,9 @@ redisReply *bg__conn_cmd_args(bg__conn *c, const bg__args *a) {
 }
 
 int bg__conn_append_args(bg__conn *c, const bg__args *a) {
-    return a->oom ? BG_ENOMEM : bg__conn_append(c, a->argc, ARGV(a), a->lens);
+    if (a->oom)
+        return c->rc ? append_failed(c) : BG_EIO;
+    return bg__conn_append(c, a->argc, ARGV(a), a->lens);
 }
 
 /* The next reply on the socket, whatever was read ahead. */

@@ -6,19 +6,6 @@
 
 #define CANCEL_KEEP_MS "3600000" /* a cancel request no worker took is dropped after an hour */
 
-static int fail_reply(bg_client *c, const redisReply *r, const char *what) {
-    const char *key, *why;
-    if (bg__script_refused(r, &key, &why))
-        return bg__client_fail(c, BG_EREDIS, "%s on %s: %s: %s; nothing was written", what,
-                               c->url_masked, key, why);
-    if (!r)
-        return bg__client_fail(c, BG_EIO, "%s on %s: %s", what, c->url_masked, c->conn.err);
-    if (r->type == REDIS_REPLY_ERROR)
-        return bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS, "%s on %s: %s",
-                               what, c->url_masked, r->str);
-    return bg__client_fail(c, BG_EPROTO, "%s on %s: unexpected reply", what, c->url_masked);
-}
-
 /* SADD or SREM (cmd) of queue in NS:paused; what names the call in messages. */
 static int set_paused(bg_client *c, const char *cmd, const char *what, const char *queue,
                       int *changed) {
@@ -39,7 +26,7 @@ static int set_paused(bg_client *c, const char *cmd, const char *what, const cha
             *changed = r->integer > 0;
         rc = BG_OK;
     } else {
-        rc = fail_reply(c, r, what);
+        rc = bg__client_reply_fail(c, r, what);
     }
     freeReplyObject(r);
     return rc;
@@ -95,7 +82,7 @@ int bg_job_cancel(bg_client *c, const char *job, bg_cancel_result *what, bg_uuid
         rc = bg__client_fail(c, BG_ESTATE, "job %s neither waits nor runs (it is dead or finished)",
                              job);
     } else {
-        rc = fail_reply(c, r, "cancel");
+        rc = bg__client_reply_fail(c, r, "cancel");
     }
     freeReplyObject(r);
     return rc;

@@ -1,5 +1,5 @@
-/* enqueue.c: the producer's side of SPEC §3: enqueue one job or many (each atomically, through
- * enqueue.lua) and dequeue a job that still waits (dequeue.lua). */
+/* enqueue.c: the producer's side of docs/schema.md#keys: enqueue one job or many (each atomically,
+ * through enqueue.lua) and dequeue a job that still waits (dequeue.lua). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,18 +66,8 @@ static void job_args(bg__args *a, const char *ns, const bg_job_spec *s, bg_uuid 
 
 /* Turns a script's reply into a code, with a message naming the server on failure. */
 static int check_reply(bg_client *c, const redisReply *r, const char *what) {
-    const char *key, *why;
-    if (bg__script_refused(r, &key, &why))
-        return bg__client_fail(c, BG_EREDIS, "%s on %s: %s: %s; nothing was written", what,
-                               c->url_masked, key, why);
-    if (!r)
-        return bg__client_fail(c, BG_EIO, "%s on %s: %s", what, c->url_masked, c->conn.err);
-    if (r->type == REDIS_REPLY_ERROR)
-        return bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS, "%s on %s: %s",
-                               what, c->url_masked, r->str);
-    if (r->type != REDIS_REPLY_INTEGER)
-        return bg__client_fail(c, BG_EPROTO, "%s on %s: unexpected reply type %d", what,
-                               c->url_masked, r->type);
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return bg__client_reply_fail(c, r, what);
     return BG_OK;
 }
 
@@ -177,9 +167,7 @@ int bg_dequeue(bg_client *c, const char *job_id) {
     int rc;
     if (!c)
         return BG_EINVAL;
-    if (!job_id || !*job_id)
-        return bg__client_fail(c, BG_EINVAL, "no job given");
-    if ((rc = bg__client_ensure(c)) != BG_OK)
+    if ((rc = bg__client_start_job(c, job_id)) != BG_OK)
         return rc;
     bg__key(jobs, sizeof jobs, c->ns, BG__K_JOBS, "");
     bg__key(ready, sizeof ready, c->ns, BG__K_READY, "");

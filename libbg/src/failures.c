@@ -105,7 +105,7 @@ static int pipeline(bg_client *c, bg__args *cmds, size_t n, redisReply ***out) {
             return bg__client_fail(c, BG_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         if (!(rs[i] = bg__conn_reply(&c->conn)))
-            return bg__client_fail(c, BG_EIO, "%s: %s", c->url_masked, c->conn.err);
+            return bg__reply_error(&c->conn, NULL, c->err, sizeof c->err, "%s", c->url_masked);
     return BG_OK;
 }
 
@@ -296,11 +296,12 @@ static int store_cls(bg_failure *row, const redisReply *r) {
 static int start(bg_client *c, const char *const *queues, size_t nqueues, size_t limit,
                  bg_failures **out, bg_failures **f) {
     int rc;
+    if (out)
+        *out = NULL;
+    if (!c)
+        return BG_EINVAL;
     if (!out)
-        return BG_EINVAL;
-    *out = NULL;
-    if (!c || (nqueues && !queues))
-        return BG_EINVAL;
+        return bg__client_fail(c, BG_EINVAL, "no place for the list");
     if (limit < 1 || limit > LIST_MAX)
         return bg__client_fail(c, BG_EINVAL, "the limit must be a whole number from 1 to %d",
                                LIST_MAX);
@@ -326,12 +327,11 @@ int bg_failed_list(bg_client *c, const char *const *queues, size_t nqueues, size
     static const char *const attempt_fields[] = {"job", "err", "msg"};
     static const char *const job_fields[] = {"cls"};
     bg_failures *f = NULL;
+    /* The attempts first, then the jobs they name, each in one pipeline. */
     int rc = start(c, queues, nqueues, limit, out, &f);
-    if (rc == BG_OK)
-        rc = read_sets(c, f, BG__K_FAILED, limit);
-    if (rc == BG_OK)
-        rc = fetch(c, f, BG__K_ATTEMPTS, pick_attempt, attempt_fields, 3, store_job_err_msg);
-    if (rc == BG_OK)
+    if (rc == BG_OK && (rc = read_sets(c, f, BG__K_FAILED, limit)) == BG_OK &&
+        (rc = fetch(c, f, BG__K_ATTEMPTS, pick_attempt, attempt_fields, 3, store_job_err_msg)) ==
+            BG_OK)
         rc = fetch(c, f, BG__K_JOBS, pick_job, job_fields, 1, store_cls);
     if (rc != BG_OK) {
         bg_failures_free(f);

@@ -25,23 +25,10 @@ static void set_prefixes(prefixes *p, const char *ns) {
  * reported on c, its code in *rc. */
 static redisReply *run(bg_client *c, bg__script_id id, int argc, const char **argv, int *rc) {
     redisReply *r = bg__conn_eval_strs(&c->conn, id, 0, argc, argv);
-    if (!r) {
-        *rc = bg__client_fail(c, BG_EIO, "retry on %s: %s", c->url_masked, c->conn.err);
-        return NULL;
-    }
-    const char *key, *why;
-    if (bg__script_refused(r, &key, &why)) {
-        *rc = bg__client_fail(c, BG_EREDIS, "retry on %s: %s: %s; nothing was moved", c->url_masked,
-                              key, why);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        *rc = bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS, "retry on %s: %s",
-                              c->url_masked, r->str);
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-               r->element[0]->type != REDIS_REPLY_INTEGER) {
-        *rc = bg__client_fail(c, BG_EPROTO, "retry on %s: unexpected reply", c->url_masked);
-    } else {
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER)
         return r;
-    }
+    *rc = bg__client_reply_fail(c, r, "retry");
     freeReplyObject(r);
     return NULL;
 }
@@ -114,8 +101,8 @@ static int retry_dead_queue(bg_client *c, const prefixes *p, const char *q, size
 }
 
 int bg_retry_dead(bg_client *c, const char *const *queues, size_t nqueues, size_t *moved) {
-    size_t local = 0;
-    bg_status *known = NULL;
+    size_t local = 0, nknown = 0;
+    char **known = NULL;
     prefixes p;
     int rc;
     if (!moved)
@@ -127,16 +114,16 @@ int bg_retry_dead(bg_client *c, const char *const *queues, size_t nqueues, size_
         (rc = bg__client_ensure(c)) != BG_OK)
         return rc;
     /* No queue given: every known one, as bg-cli status lists them. */
-    if (nqueues == 0 && (rc = bg_status_read(c, NULL, 0, &known)) != BG_OK)
+    if (nqueues == 0 && (rc = bg__known_queues(c, "retry --dead", &known, &nknown)) != BG_OK)
         return rc;
     set_prefixes(&p, c->ns);
-    size_t n = known ? bg_status_count(known) : nqueues, kept = 0;
+    size_t n = known ? nknown : nqueues, kept = 0;
     char kept_ex[512] = "";
     for (size_t i = 0; i < n && rc == BG_OK; i++) {
-        const char *q = known ? bg_status_queue(known, i)->name : queues[i];
+        const char *q = known ? known[i] : queues[i];
         rc = retry_dead_queue(c, &p, q, moved, &kept, kept_ex, sizeof kept_ex);
     }
-    bg_status_free(known);
+    bg__free_names(known, nknown);
     /* The others moved; these are kept dead, where an operator sees them. */
     if (rc == BG_OK && kept)
         rc = bg__client_fail(c, BG_ESTATE,

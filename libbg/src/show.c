@@ -209,8 +209,7 @@ static int judge_first(bg_client *c, bg_show *s, redisReply *rs[], const char *j
     /* An HGETALL of a key of another type fails too: the TYPE replies say why first. */
     for (int i = 0; i < 4; i++)
         if (rs[i]->type == REDIS_REPLY_ERROR && (i % 2 == 0 || strncmp(rs[i]->str, "WRONGTYPE", 9)))
-            return bg__client_fail(c, strstr(rs[i]->str, "NOPERM") ? BG_EACL : BG_EREDIS,
-                                   "show on %s: %s", c->url_masked, rs[i]->str);
+            return bg__client_reply_fail(c, rs[i], "show");
     const char *kj = type_of(rs[0]), *ka = type_of(rs[2]);
     if (strcmp(kj, "none") != 0 && strcmp(kj, "hash") != 0)
         return bg__client_fail(c, BG_EREDIS, "%s is a %s, not a hash: not a key bg wrote", jk, kj);

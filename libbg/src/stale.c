@@ -1,5 +1,5 @@
-/* stale.c: finds the attempts whose worker vanished and fails them (SPEC §7.1, §7.2). The
- * client list and the processing sets are read in one MULTI, so an attempt is judged against
+/* stale.c: finds the attempts whose worker vanished and fails them (docs/watcher.md#what-it-does).
+ * The client list and the processing sets are read in one MULTI, so an attempt is judged against
  * the connections alive at the same instant; each one is then failed by finish.lua only while
  * it is still processing and still owned by the connection judged, exactly once. */
 #include <stdlib.h>
@@ -62,8 +62,9 @@ static redisReply *snapshot(bg_watcher *w, int *acl) {
             freeReplyObject(r);
         if ((r = bg__conn_reply(&w->conn)) == NULL)
             return NULL;
-        if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOPERM")) {
-            bg__fmt(w->conn.err, sizeof w->conn.err, "Redis refused the watcher: %s", r->str);
+        if (bg__reply_code(r) == BG_EACL) {
+            bg__reply_error(&w->conn, r, w->conn.err, sizeof w->conn.err,
+                            "Redis refused the watcher");
             *acl = 1;
         }
     }
@@ -144,8 +145,8 @@ static void judge(bg_watcher *w, seen *s, const redisReply *h, const bg__census 
     }
     s->gone = !owned_by_fiber(s->wrk, s->wrk_len, live);
     /* Client IDs start again from 1 after a restart or failover: an attempt recorded under
-     * another server's run_id (rid is a prefix of it) is stale whatever its wrk says (SPEC
-     * section 7.2). */
+     * another server's run_id (rid is a prefix of it) is stale whatever its wrk says
+     * (docs/watcher.md#what-it-does). */
     if (s->rid_len && run_id[0] &&
         (s->rid_len > strlen(run_id) || memcmp(s->rid, run_id, s->rid_len) != 0))
         s->gone = 1;
@@ -194,27 +195,16 @@ static int send_vanish(bg_watcher *w, bg__args *a, const seen *which, size_t n,
     return rc;
 }
 
-int bg__watcher_stale_pass(bg_watcher *w) {
-    int acl = 0, rc = BG_OK;
-    size_t unread = 0;
-    char run_id[64], key[256];
-    redisReply *snap = snapshot(w, &acl);
-    if (!snap)
-        return acl ? BG_EACL : BG_EIO;
-    const redisReply *list = snap->element[0];
-    bg__census live;
-    /* Without the whole list every attempt would look gone: judge none this time. */
-    rc = list->type == REDIS_REPLY_STRING ? bg__client_census(list->str, list->len, w->ns, &live)
-                                          : BG_EPROTO;
-    if (rc != BG_OK) {
-        bg__log(&w->log, BG_LOG_ERROR, ROLE, "reading the client list: %s", bg_strerror(rc));
-        freeReplyObject(snap);
-        return rc;
-    }
-    size_t nseen = 0, cap = 0;
-    bg__parse_run_id(snap->element[1]->type == REDIS_REPLY_STRING ? snap->element[1]->str : NULL,
-                     run_id, sizeof run_id);
-    seen *all = NULL;
+/* The attempts of one pass, as read from its snapshot. */
+typedef struct {
+    seen *all;
+    size_t n, cap;
+} seen_list;
+
+/* Lists the members of every processing set of the snapshot, dropping those that cannot be
+ * attempts, and marks those already suspected (whose owners came with the snapshot). */
+static void collect(bg_watcher *w, const redisReply *snap, seen_list *l) {
+    char key[256];
     for (size_t q = 0; q < w->nqueues; q++) {
         const redisReply *set = snap->element[q + 2];
         for (size_t i = 0; set->type == REDIS_REPLY_ARRAY && i < set->elements; i++) {
@@ -223,15 +213,19 @@ int bg__watcher_stale_pass(bg_watcher *w) {
                 drop_junk(w, w->queues[q], m);
                 continue;
             }
-            if (nseen == cap) {
-                seen *more = realloc(all, (cap = cap ? cap * 2 : 64) * sizeof *all);
+            if (l->n == l->cap) {
+                seen *more = realloc(l->all, (l->cap = l->cap ? l->cap * 2 : 64) * sizeof *more);
                 if (!more)
                     break;
-                all = more;
+                l->all = more;
             }
-            bg__fmt(all[nseen].attempt, sizeof all[nseen].attempt, "%s", set->element[i]->str);
-            all[nseen].wrk = all[nseen].rid = NULL;
-            all[nseen++].queue = w->queues[q];
+            seen *s = &l->all[l->n++];
+            memset(s, 0, sizeof *s);
+            bg__fmt(s->attempt, sizeof s->attempt, "%s", m->str);
+            s->queue = w->queues[q];
+            if (w->stale)
+                s->suspect =
+                    bsearch(s->attempt, w->stale, w->nstale, sizeof *w->stale, cmp_attempt);
         }
         if (set->type == REDIS_REPLY_ERROR) {
             /* Another program's key where the set should be: no attempt of this queue can be
@@ -240,96 +234,147 @@ int bg__watcher_stale_pass(bg_watcher *w) {
             bg__watcher_badkey(w, key, key, "set", "its attempts are not judged");
         }
     }
-    for (size_t i = 0; i < nseen; i++) {
-        all[i].suspect = NULL;
-        if (w->stale)
-            all[i].suspect =
-                bsearch(all[i].attempt, w->stale, w->nstale, sizeof *w->stale, cmp_attempt);
-        if (all[i].suspect)
-            continue; /* its owner came with the snapshot */
-        bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, all[i].attempt);
+}
+
+/* Judges every attempt's owner: a suspect's from the snapshot, the others' read now in one
+ * pipeline, drained before any script runs. Returns BG_OK, or BG_EIO with l->n cut to the
+ * attempts judged. */
+static int judge_all(bg_watcher *w, const redisReply *snap, seen_list *l, const bg__census *live,
+                     const char *run_id) {
+    char key[256];
+    size_t unread = 0;
+    int rc = BG_OK;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->all[i].suspect)
+            continue;
+        bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, l->all[i].attempt);
         const char *argv[] = {"HMGET", key, "wrk", "rid"};
         bg__conn_append(&w->conn, 4, argv, NULL);
     }
-
-    /* Read every owner first: the pipeline must be drained before any script runs. */
-    for (size_t i = 0; i < nseen; i++) {
-        if (all[i].suspect) {
-            size_t j = (size_t)(all[i].suspect - w->stale);
-            judge(w, &all[i], snap->element[w->nqueues + 2 + j], &live, run_id, &unread);
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->all[i].suspect) {
+            size_t j = (size_t)(l->all[i].suspect - w->stale);
+            judge(w, &l->all[i], snap->element[w->nqueues + 2 + j], live, run_id, &unread);
             continue;
         }
         redisReply *h = bg__conn_reply(&w->conn);
         if (!h) {
             rc = BG_EIO;
-            nseen = i;
+            l->n = i;
             break;
         }
-        judge(w, &all[i], h, &live, run_id, &unread);
+        judge(w, &l->all[i], h, live, run_id, &unread);
         freeReplyObject(h);
     }
-
     w->unread_logged = unread > 0;
+    return rc;
+}
+
+/* Keeps s a suspect in next, since since_ms, and notes when its grace ends. */
+static void suspect(bg_watcher *w, const seen *s, double since, struct bg__stale *next,
+                    size_t *nnext) {
+    bg__fmt(next[*nnext].attempt, sizeof next[*nnext].attempt, "%s", s->attempt);
+    next[(*nnext)++].since_ms = since;
+    if (!w->stale_due_ms || since + w->grace_ms < w->stale_due_ms)
+        w->stale_due_ms = since + w->grace_ms;
+}
+
+/* Fails, in batches of VANISH_BATCH, the attempts gone for longer than the grace (junk at
+ * once), and keeps the others that are gone as suspects in next. Returns BG_OK or BG_EIO. */
+static int fail_vanished(bg_watcher *w, const seen_list *l, struct bg__stale *next, size_t *nnext) {
+    char key[256], pkey[256];
     double now = bg__mono_ms();
-    w->stale_due_ms = 0;
-    struct bg__stale *next = calloc(nseen + 1, sizeof *next);
     seen *batch = calloc(VANISH_BATCH, sizeof *batch);
-    size_t nnext = 0, nbatch = 0;
+    size_t nbatch = 0;
+    int rc = BG_OK;
     bg__args a;
     bg__args_init(&a);
-    for (size_t i = 0; rc == BG_OK && next && batch && i < nseen; i++) {
-        if (all[i].junk) {
+    for (size_t i = 0; rc == BG_OK && batch && i < l->n; i++) {
+        const seen *s = &l->all[i];
+        if (s->junk) {
             /* No worker can own it, so no grace: finish.lua drops it from processing. The
              * finding is said per processing set, so a flood of such members logs one line. */
-            char pkey[256];
-            bg__key(pkey, sizeof pkey, w->ns, BG__K_PROCESSING, all[i].queue);
-            bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, all[i].attempt);
+            bg__key(pkey, sizeof pkey, w->ns, BG__K_PROCESSING, s->queue);
+            bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, s->attempt);
             bg__watcher_badkey(w, pkey, key, "hash", "dropping its attempt from processing");
         }
-        if (all[i].gone) {
-            double since = all[i].suspect ? all[i].suspect->since_ms : now;
-            if (all[i].junk || (all[i].suspect && now - since >= w->grace_ms)) {
+        if (s->gone) {
+            double since = s->suspect ? s->suspect->since_ms : now;
+            if (s->junk || (s->suspect && now - since >= w->grace_ms)) {
                 if (nbatch == 0)
                     bg__finish_args(&a, w->ns);
-                bg__finish_rec rec = {all[i].attempt,
-                                      all[i].queue,
+                bg__finish_rec rec = {s->attempt,
+                                      s->queue,
                                       "vanish",
                                       NULL,
                                       "Worker Timeout",
                                       NULL,
                                       (int)(rand_r(&w->seed) % 10),
-                                      all[i].wrk,
-                                      all[i].rid,
+                                      s->wrk,
+                                      s->rid,
                                       w->max_itr};
-                bg__finish_record_n(&a, &rec, all[i].wrk_len, all[i].rid_len);
-                batch[nbatch++] = all[i];
+                bg__finish_record_n(&a, &rec, s->wrk_len, s->rid_len);
+                batch[nbatch++] = *s;
             } else {
-                bg__fmt(next[nnext].attempt, sizeof next[nnext].attempt, "%s", all[i].attempt);
-                next[nnext++].since_ms = since;
-                if (!w->stale_due_ms || since + w->grace_ms < w->stale_due_ms)
-                    w->stale_due_ms = since + w->grace_ms;
+                suspect(w, s, since, next, nnext);
             }
         }
-        if (nbatch == VANISH_BATCH || (nbatch && i + 1 == nseen)) {
-            if ((rc = send_vanish(w, &a, batch, nbatch, next, &nnext)) == BG_EIO)
-                break;
-            rc = BG_OK;
+        if (nbatch == VANISH_BATCH || (nbatch && i + 1 == l->n)) {
+            /* A batch Redis refused is logged; the next batch goes all the same. */
+            if (send_vanish(w, &a, batch, nbatch, next, nnext) == BG_EIO)
+                rc = BG_EIO;
             bg__args_reset(&a);
             nbatch = 0;
         }
     }
+    bg__args_free(&a);
+    free(batch);
+    return rc;
+}
+
+/* Reads the client list of the snapshot into live. Without the whole list every attempt would
+ * look gone: an error judges none this time. */
+static int read_live(bg_watcher *w, const redisReply *snap, bg__census *live) {
+    const redisReply *list = snap->element[0];
+    int rc = list->type == REDIS_REPLY_STRING ? bg__client_census(list->str, list->len, w->ns, live)
+                                              : BG_EPROTO;
+    if (rc != BG_OK)
+        bg__log(&w->log, BG_LOG_ERROR, ROLE, "reading the client list: %s", bg_strerror(rc));
+    return rc;
+}
+
+int bg__watcher_stale_pass(bg_watcher *w) {
+    int acl = 0, rc;
+    char run_id[64];
+    bg__census live;
+    seen_list l = {0};
+    redisReply *snap = snapshot(w, &acl);
+    if (!snap)
+        return acl ? BG_EACL : BG_EIO;
+    if ((rc = read_live(w, snap, &live)) != BG_OK) {
+        freeReplyObject(snap);
+        return rc;
+    }
+    bg__parse_run_id(snap->element[1]->type == REDIS_REPLY_STRING ? snap->element[1]->str : NULL,
+                     run_id, sizeof run_id);
+    collect(w, snap, &l);
+    rc = judge_all(w, snap, &l, &live, run_id);
+    w->stale_due_ms = 0;
+    struct bg__stale *next = calloc(l.n + 1, sizeof *next);
+    size_t nnext = 0;
+    if (rc == BG_OK && next)
+        rc = fail_vanished(w, &l, next, &nnext);
     if (next)
         qsort(next, nnext, sizeof *next, cmp_stale);
+    /* The suspects of the last pass are replaced only now: l and the snapshot point into them. */
     free(w->stale);
     w->stale = next;
     w->nstale = nnext;
-    bg__args_free(&a);
-    free(batch);
-    for (size_t i = 0; i < nseen; i++) {
-        free(all[i].wrk);
-        free(all[i].rid);
+    for (size_t i = 0; i < l.n; i++) {
+        free(l.all[i].wrk);
+        free(l.all[i].rid);
     }
-    free(all);
+    free(l.all);
     bg__census_free(&live);
     freeReplyObject(snap);
     return rc == BG_EIO ? BG_EIO : BG_OK;

@@ -1,4 +1,4 @@
-/* status.c: a snapshot of queue figures (SPEC §8): sizes, lifetime counters, jobs per second,
+/* status.c: a snapshot of queue figures (docs/cli.md): sizes, lifetime counters, jobs per second,
  * the live workers and fibers of each queue, counted from CLIENT LIST, and the age of the
  * oldest ready job (oldest.lua). */
 #include <stdlib.h>
@@ -33,15 +33,9 @@ double bg_status_time_ms(const bg_status *s) {
 void bg_status_free(bg_status *s) {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n; i++)
-        free(s->names[i]);
-    free(s->names);
+    bg__free_names(s->names, s->n);
     free(s->q);
     free(s);
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Whether the worker's queue list holds q whole ("high" is not in "higher,low"). */
@@ -94,12 +88,12 @@ static int read_clock(bg_client *c, int want_queues, int64_t *now_ms, redisReply
     redisReply *m = t && want_queues ? bg__conn_reply(&c->conn) : NULL;
     rc = BG_OK;
     if (!t || (want_queues && !m))
-        rc = bg__client_fail(c, BG_EIO, "status on %s: %s", c->url_masked, c->conn.err);
+        rc = bg__client_reply_fail(c, NULL, "status");
     else if (t->type != REDIS_REPLY_ARRAY || t->elements != 2)
         rc = bg__client_fail(c, BG_EPROTO, "status on %s: unexpected reply to TIME", c->url_masked);
     else if (m && m->type != REDIS_REPLY_ARRAY)
-        rc = bg__client_fail(c, BG_EREDIS, "status on %s: SMEMBERS %s: %s", c->url_masked, key,
-                             m->type == REDIS_REPLY_ERROR ? m->str : "not a set");
+        rc = bg__reply_error(&c->conn, m, c->err, sizeof c->err, "status on %s: SMEMBERS %s",
+                             c->url_masked, key);
     if (rc == BG_OK)
         *now_ms = reply_ll(t->element[0]) * 1000 + reply_ll(t->element[1]) / 1000;
     freeReplyObject(t);
@@ -110,25 +104,22 @@ static int read_clock(bg_client *c, int want_queues, int64_t *now_ms, redisReply
     return rc;
 }
 
-/* Copies the queue names into s: the given ones, or the valid names of NS:queues, sorted (a
- * name another program put there that bg could not use is left out). */
+/* Copies the queue names into s: the given ones, or the valid names of NS:queues, sorted
+ * (bg__queue_names()). */
 static int set_names(bg_status *s, const char *const *queues, size_t nqueues,
                      const redisReply *members) {
-    size_t cap = members ? members->elements : nqueues;
-    s->names = calloc(cap ? cap : 1, sizeof *s->names);
-    s->q = calloc(cap ? cap : 1, sizeof *s->q);
-    if (!s->names || !s->q)
-        return BG_ENOMEM;
-    for (size_t i = 0; i < cap; i++) {
-        const char *name = members ? members->element[i]->str : queues[i];
-        if (members && (members->element[i]->type != REDIS_REPLY_STRING || !bg_queue_valid(name)))
-            continue;
-        if (!(s->names[s->n] = bg__strdup(name)))
+    if (members) {
+        if (bg__queue_names(members, &s->names, &s->n) != BG_OK)
             return BG_ENOMEM;
-        s->n++;
+    } else {
+        if (!(s->names = calloc(nqueues ? nqueues : 1, sizeof *s->names)))
+            return BG_ENOMEM;
+        for (; s->n < nqueues; s->n++)
+            if (!(s->names[s->n] = bg__strdup(queues[s->n])))
+                return BG_ENOMEM;
     }
-    if (members)
-        qsort(s->names, s->n, sizeof *s->names, cmp_str);
+    if (!(s->q = calloc(s->n ? s->n : 1, sizeof *s->q)))
+        return BG_ENOMEM;
     for (size_t i = 0; i < s->n; i++)
         s->q[i].name = s->names[i];
     return BG_OK;
@@ -233,8 +224,8 @@ static int store_figure(bg_queue_status *qs, int i, const redisReply *r) {
 /* Reads CLIENT LIST into the census; an error reply (an ACL without CLIENT) fails the read. */
 static int read_census(bg_client *c, const redisReply *r, bg__census *cc) {
     if (r->type == REDIS_REPLY_ERROR)
-        return bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS,
-                               "status on %s: CLIENT LIST: %s", c->url_masked, r->str);
+        return bg__reply_error(&c->conn, r, c->err, sizeof c->err, "status on %s: CLIENT LIST",
+                               c->url_masked);
     if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)
         return bg__client_fail(c, BG_EPROTO, "status on %s: unexpected reply to CLIENT LIST",
                                c->url_masked);
@@ -264,7 +255,7 @@ static int read_figures(bg_client *c, bg_status *s, int64_t now_ms) {
     for (size_t k = 0; k < total; k++) {
         redisReply *r = bg__conn_reply(&c->conn);
         if (!r) {
-            rc = bg__client_fail(c, BG_EIO, "status on %s: %s", c->url_masked, c->conn.err);
+            rc = bg__client_reply_fail(c, NULL, "status");
             break;
         }
         if (rc != BG_OK) {
@@ -304,11 +295,9 @@ int bg_status_read(bg_client *c, const char *const *queues, size_t nqueues, bg_s
     int64_t now_ms = 0;
     double t0 = bg__mono_ms();
     int rc;
-    if (!out)
-        return BG_EINVAL;
+    if (!c || !out)
+        return c ? bg__client_fail(c, BG_EINVAL, "status: no place for the snapshot") : BG_EINVAL;
     *out = NULL;
-    if (!c || (nqueues && !queues))
-        return c ? bg__client_fail(c, BG_EINVAL, "status: no queue list") : BG_EINVAL;
     if ((rc = bg__client_check_queues(c, queues, nqueues)) != BG_OK ||
         (rc = bg__client_ensure(c)) != BG_OK)
         return rc;

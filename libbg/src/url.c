@@ -1,4 +1,4 @@
-/* url.c: parses and masks the Redis URLs of SPEC §2:
+/* url.c: parses and masks the Redis URLs of docs/schema.md#formats:
  * redis://[[user]:password@]host[:port][/db] and unix:///path/to/redis.sock[?db=N]. */
 #include <ctype.h>
 #include <stdlib.h>

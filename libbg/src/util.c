@@ -77,6 +77,14 @@ char *bg__strndup(const char *s, size_t n) {
     return d;
 }
 
+size_t bg__errbuf_init(char *errbuf, size_t errlen) {
+    if (!errbuf)
+        return 0;
+    if (errlen)
+        errbuf[0] = '\0';
+    return errlen;
+}
+
 void bg__fmt(char *buf, size_t len, const char *fmt, ...) {
     va_list ap;
     if (!len)

@@ -1,4 +1,4 @@
-/* watcher.c: the watcher loop (SPEC §7): every interval it fails the attempts of vanished
+/* watcher.c: the watcher loop (docs/watcher.md): every interval it fails the attempts of vanished
  * workers, trims history and refreshes its queue list; between intervals it moves due
  * scheduled jobs to ready the moment they are due, woken early by Redis when a scheduled set
  * changes. Every step is an atomic script that re-checks its condition, so any number of
@@ -15,9 +15,7 @@
 #define CONNECT_TIMEOUT_MS 3000
 #define SCHEDULE_BATCH 1000
 #define TRIM_BATCH 500
-#define TRIM_BUDGET_MS 50   /* trimming per interval, at most, so Redis is never held long */
-#define SCAN_EVERY_MS 60000 /* a SCAN for queues only foreign producers wrote */
-#define SCAN_STEPS 20       /* SCAN calls per interval, at most */
+#define BG__TRIM_BUDGET_MS 50 /* trimming per interval, at most, so Redis is never held long */
 
 void bg_watcher_options_init(bg_watcher_options *o) {
     memset(o, 0, sizeof *o);
@@ -60,15 +58,8 @@ static int add_queue(bg_watcher *w, const char *q) {
     return 1;
 }
 
-int bg_watcher_new(bg_watcher **out, const bg_watcher_options *o, char *errbuf, size_t errlen) {
-    bg_watcher_options defaults;
-    char masked[512];
-    *out = NULL;
-    if (!o) {
-        bg_watcher_options_init(&defaults);
-        o = &defaults;
-    }
-    const char *ns = o->ns ? o->ns : BG_DEFAULT_NAMESPACE;
+/* Checks the options before anything is made. BG_OK or BG_EINVAL with a message. */
+static int check_options(const bg_watcher_options *o, const char *ns, char *errbuf, size_t errlen) {
     if (!bg_namespace_valid(ns))
         return fail(errbuf, errlen, BG_EINVAL, "invalid namespace: 1 to 64 of A-Z a-z 0-9 _ . -");
     if (!(o->interval_ms > 0) || o->grace_ms < 0 || o->max_interruptions < 1 ||
@@ -76,10 +67,30 @@ int bg_watcher_new(bg_watcher **out, const bg_watcher_options *o, char *errbuf, 
         return fail(errbuf, errlen, BG_EINVAL,
                     "the interval must be positive, max interruptions at least 1, and the "
                     "grace and retention not negative");
-    for (size_t i = 0; i < o->nqueues; i++)
-        if (!bg_queue_valid(o->queues[i]))
-            return fail(errbuf, errlen, BG_EINVAL,
-                        "invalid queue name: 1 to 128 of A-Z a-z 0-9 _ . -");
+    if (o->nqueues && !o->queues)
+        return fail(errbuf, errlen, BG_EINVAL, "queues counted but not given");
+    for (size_t i = 0; i < o->nqueues; i++) {
+        if (bg_queue_valid(o->queues[i]))
+            continue;
+        bg__fmt(errbuf, errlen, "invalid queue name '%s': 1 to %d of A-Z a-z 0-9 _ . -",
+                o->queues[i] ? o->queues[i] : "", BG_QUEUE_MAX);
+        return BG_EINVAL;
+    }
+    return BG_OK;
+}
+
+int bg_watcher_new(bg_watcher **out, const bg_watcher_options *opts, char *errbuf, size_t errlen) {
+    bg_watcher_options defaults;
+    char masked[512];
+    errlen = bg__errbuf_init(errbuf, errlen);
+    if (!out)
+        return BG_EINVAL;
+    *out = NULL;
+    bg_watcher_options_init(&defaults);
+    const bg_watcher_options *o = opts ? opts : &defaults;
+    const char *ns = o->ns ? o->ns : BG_DEFAULT_NAMESPACE;
+    if (check_options(o, ns, errbuf, errlen) != BG_OK)
+        return BG_EINVAL;
     bg_watcher *w = calloc(1, sizeof *w);
     if (!w)
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
@@ -133,24 +144,14 @@ void bg_watcher_free(bg_watcher *w) {
         return;
     bg__conn_close(&w->conn);
     bg__conn_close(&w->sub.conn);
-    for (size_t i = 0; i < w->nqueues; i++)
-        free(w->queues[i]);
-    free(w->queues);
+    bg__ratelimit_destroy(&w->rl);
+    bg__url_clear(&w->url);
+    free(w->url_masked);
+    free(w->ns);
+    bg__free_names(w->queues, w->nqueues);
     free(w->due);
     free(w->stale);
-    free(w->ns);
-    free(w->url_masked);
-    bg__url_clear(&w->url);
-    bg__ratelimit_destroy(&w->rl);
     free(w);
-}
-
-/* A reply that says an ACL forbids what the watcher needs: it cannot do its job at all. */
-static int refused(bg_watcher *w, const redisReply *r, const char *what) {
-    if (!r || r->type != REDIS_REPLY_ERROR)
-        return 0;
-    bg__fmt(w->conn.err, sizeof w->conn.err, "Redis refused %s: %s", what, r->str);
-    return strstr(r->str, "NOPERM") != NULL;
 }
 
 void bg__watcher_badkey(bg_watcher *w, const char *limit_key, const char *key, const char *want,
@@ -187,9 +188,12 @@ static int connect_all(bg_watcher *w) {
     redisReply *r = bg__conn_cmd(&w->conn, 2, argv, NULL);
     if (!r)
         return BG_EIO;
-    int acl = refused(w, r, "CLIENT LIST") || r->type == REDIS_REPLY_ERROR;
+    /* Any refusal, an ACL's or not: without the client list no attempt can be judged. */
+    int refused = r->type == REDIS_REPLY_ERROR;
+    if (refused)
+        bg__reply_error(&w->conn, r, w->conn.err, sizeof w->conn.err, "Redis refused CLIENT LIST");
     freeReplyObject(r);
-    if (acl)
+    if (refused)
         return BG_EACL;
     if (bg__conn_open(&w->sub.conn, &w->url, w->url_masked, name, CONNECT_TIMEOUT_MS) != BG_OK)
         return BG_EIO;
@@ -210,7 +214,7 @@ static int ensure_connected(bg_watcher *w) {
     if (bg__conn_ok(&w->conn) && bg__conn_ok(&w->sub.conn))
         return 1;
     if (w->up) {
-        /* SPEC §10: a lost connection is said once, at Info; so is its return. */
+        /* docs/operations.md#logs: a lost connection is said once, at Info; so is its return. */
         w->up = 0;
         w->down_logged = 1;
         bg__log(&w->log, BG_LOG_INFO, ROLE, "lost the connection to Redis at %s%s", w->url_masked,
@@ -246,28 +250,14 @@ static int ensure_connected(bg_watcher *w) {
      * one: look at every scheduled set, and for queues, at once. */
     for (size_t i = 0; i < w->nqueues; i++)
         w->due[i] = 0;
-    w->next_scan_ms = 0;
+    w->scan.next_ms = 0;
     return 1;
 }
 
 /* ---- queues ---- */
 
-/* Adds the queue a key like "NS:ready:<q>" names, when it is one of the per-queue keys. */
-static void queue_from_key(bg_watcher *w, const char *key, size_t len, bg__args *found) {
-    static const bg__key_kind kinds[] = {BG__K_READY,     BG__K_SCHEDULED, BG__K_PROCESSING,
-                                         BG__K_COMPLETED, BG__K_FAILED,    BG__K_DEAD};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        const char *p = w->key_prefix[kinds[i]];
-        size_t n = strlen(p);
-        if (len > n && len - n <= 128 && strncmp(key, p, n) == 0) {
-            char q[129];
-            memcpy(q, key + n, len - n);
-            q[len - n] = '\0';
-            if (add_queue(w, q))
-                bg__args_str(found, q);
-            return;
-        }
-    }
+static int learn_queue(void *ud, const char *q) {
+    return add_queue(ud, q);
 }
 
 /* A scheduled set changed (a tracking report): a producer that wrote a delayed job into a
@@ -277,79 +267,31 @@ static void saw_key(void *ud, const char *key, size_t len) {
     const char *p = w->key_prefix[BG__K_SCHEDULED];
     size_t n = strlen(p);
     long i = len > n && strncmp(key, p, n) == 0 ? find_queue(w, key + n, len - n) : -1;
-    if (i >= 0) {
+    if (i >= 0)
         w->due[i] = 0; /* its scheduled set changed: look at it again */
-        return;
-    }
-    if (w->fixed_queues)
-        return;
-    bg__args found;
-    bg__args_init(&found);
-    bg__args_str(&found, "SADD");
-    bg__args_str(&found, w->key_prefix[BG__K_QUEUES]);
-    queue_from_key(w, key, len, &found);
-    if (found.argc > 2 && bg__conn_ok(&w->conn)) {
-        redisReply *r = bg__conn_cmd_args(&w->conn, &found);
-        if (r)
-            freeReplyObject(r);
-    }
-    bg__args_free(&found);
+    else if (!w->fixed_queues)
+        bg__queue_note_key(&w->conn, w->ns, key, len, learn_queue, w);
 }
 
-/* Re-reads NS:queues, and goes on with the SCAN for queues only foreign producers wrote (a new
- * one at most once a minute, a bounded number of steps per call). Found queues are added to
- * NS:queues for the other programs. */
+/* Re-reads NS:queues, and goes on with the SCAN for queues only foreign producers wrote. */
 static void refresh_queues(bg_watcher *w) {
+    char **names;
+    size_t n;
     const char *argv[] = {"SMEMBERS", w->key_prefix[BG__K_QUEUES]};
     redisReply *r = bg__conn_cmd(&w->conn, 2, argv, NULL);
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
-            add_queue(w, r->element[i]->str);
-    /* Another program's key where the set of queues should be: the SCAN below still finds
-     * every queue with a key, once a minute. */
+    if (r && r->type == REDIS_REPLY_ARRAY && bg__queue_names(r, &names, &n) == BG_OK) {
+        for (size_t i = 0; i < n; i++)
+            add_queue(w, names[i]);
+        bg__free_names(names, n);
+    }
+    /* Another program's key where the set of queues should be: the SCAN still finds every
+     * queue with a key, once a minute. */
     int broken = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0;
-    if (r)
-        freeReplyObject(r);
+    freeReplyObject(r);
     if (broken)
         bg__watcher_badkey(w, w->key_prefix[BG__K_QUEUES], w->key_prefix[BG__K_QUEUES], "set",
                            "finding queues by SCAN");
-
-    double now = bg__mono_ms();
-    if (!w->cursor[0] && now >= w->next_scan_ms)
-        bg__fmt(w->cursor, sizeof w->cursor, "0");
-    bg__args found;
-    bg__args_init(&found);
-    bg__args_str(&found, "SADD");
-    bg__args_str(&found, w->key_prefix[BG__K_QUEUES]);
-    char match[128];
-    bg__fmt(match, sizeof match, "%s:*", w->ns);
-    for (int step = 0; w->cursor[0] && step < SCAN_STEPS && bg__conn_ok(&w->conn); step++) {
-        const char *scan[] = {"SCAN", w->cursor, "MATCH", match, "COUNT", "1000"};
-        r = bg__conn_cmd(&w->conn, 6, scan, NULL);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            if (r)
-                freeReplyObject(r);
-            /* Refused (an ACL) or cut short: try again in a minute, not every interval. */
-            w->cursor[0] = '\0';
-            w->next_scan_ms = now + SCAN_EVERY_MS;
-            break;
-        }
-        bg__fmt(w->cursor, sizeof w->cursor, "%s", r->element[0]->str);
-        for (size_t i = 0; i < r->element[1]->elements; i++)
-            queue_from_key(w, r->element[1]->element[i]->str, r->element[1]->element[i]->len,
-                           &found);
-        freeReplyObject(r);
-        if (strcmp(w->cursor, "0") == 0) {
-            w->cursor[0] = '\0';
-            w->next_scan_ms = now + SCAN_EVERY_MS;
-        }
-    }
-    if (found.argc > 2 && bg__conn_ok(&w->conn)) {
-        r = bg__conn_cmd_args(&w->conn, &found);
-        if (r)
-            freeReplyObject(r);
-    }
-    bg__args_free(&found);
+    bg__queue_scan_step(&w->conn, w->ns, &w->scan, learn_queue, w);
 }
 
 /* ---- due scheduled jobs ---- */
@@ -421,66 +363,6 @@ static double schedule_pass(bg_watcher *w) {
     return bg__conn_ok(&w->conn) ? wait : -2;
 }
 
-/* ---- retention ---- */
-
-/* Trims completed, failed and dead history older than its retention, and beyond the caps of
- * SPEC section 7.5, oldest first, in bounded batches within a time budget. */
-static void trim_pass(bg_watcher *w, long long now_ms) {
-    static const struct {
-        bg__key_kind kind;
-        const char *mode;
-        const char *cap;
-    } sets[3] = {{BG__K_COMPLETED, "completed", "100000"},
-                 {BG__K_FAILED, "failed", "100000"},
-                 {BG__K_DEAD, "dead", "10000"}};
-    char key[256], cutoff[32], batch[16];
-    double until = bg__mono_ms() + TRIM_BUDGET_MS;
-    bg__fmt(batch, sizeof batch, "%d", TRIM_BATCH);
-    /* Start after the queue where the last pass ran out of time, so one busy queue cannot
-     * starve the others. */
-    w->trim_behind = 0;
-    for (size_t i = 0; i < w->nqueues; i++) {
-        size_t q = (w->trim_next + i) % w->nqueues;
-        for (int s = 0; s < 3; s++) {
-            bg__key(key, sizeof key, w->ns, sets[s].kind, w->queues[q]);
-            bg__fmt(cutoff, sizeof cutoff, "%lld", now_ms - (long long)w->retain_ms[s]);
-            const char *argv[] = {key,
-                                  sets[s].mode,
-                                  w->key_prefix[BG__K_ATTEMPTS],
-                                  w->key_prefix[BG__K_JOBS],
-                                  cutoff,
-                                  sets[s].cap,
-                                  batch};
-            long long n;
-            do {
-                if (bg__mono_ms() > until || !bg__conn_ok(&w->conn)) {
-                    w->trim_next = (q + 1) % w->nqueues;
-                    w->trim_behind = 1;
-                    return;
-                }
-                redisReply *r = bg__conn_eval_strs(&w->conn, BG__LUA_TRIM, 0, 7, argv);
-                n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
-                const char *bad, *what;
-                unsigned long more = 0;
-                if (bg__script_refused(r, &bad, &what) &&
-                    bg__ratelimit_allow(&w->rl, bad, strlen(bad), &more))
-                    bg__log(&w->log, BG_LOG_WARN, ROLE,
-                            "cannot trim %s of %s: %s: %s; nothing deleted (%lu more since the "
-                            "last report)",
-                            sets[s].mode, w->queues[q], bad, what, more);
-                else if (r && r->type == REDIS_REPLY_ERROR &&
-                         bg__ratelimit_allow(&w->rl, key, strlen(key), NULL))
-                    bg__log(&w->log, BG_LOG_ERROR, ROLE, "trimming %s: %s", key, r->str);
-                if (r)
-                    freeReplyObject(r);
-                if (n)
-                    bg__log(&w->log, BG_LOG_DEBUG, ROLE, "trimmed %lld %s of %s", n, sets[s].mode,
-                            w->queues[q]);
-            } while (n == TRIM_BATCH);
-        }
-    }
-}
-
 /* ---- the loop ---- */
 
 static long long server_ms(bg_watcher *w) {
@@ -509,7 +391,7 @@ static int interval_pass(bg_watcher *w) {
         return rc;
     long long now = server_ms(w);
     if (now > 0)
-        trim_pass(w, now);
+        bg__watcher_trim_pass(w, now);
     return BG_OK;
 }
 
@@ -532,8 +414,13 @@ static void nap(bg_watcher *w, double wait_ms) {
     }
 }
 
-int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
+const char *bg_watcher_errmsg(const bg_watcher *w) {
+    return w ? w->err : "no watcher";
+}
+
+int bg_watcher_run(bg_watcher *w) {
     double next_interval = 0;
+    w->err[0] = '\0';
     bg__log(&w->log, BG_LOG_INFO, ROLE,
             "started: namespace %s, Redis %s, interval %.3f s, grace %.3f s", w->ns, w->url_masked,
             w->interval_ms / 1000, w->grace_ms / 1000);
@@ -541,7 +428,7 @@ int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
         heard_hangups(w);
         int up = ensure_connected(w);
         if (up < 0) {
-            bg__fmt(errbuf, errlen, "%s", w->conn.err);
+            bg__fmt(w->err, sizeof w->err, "%s", w->conn.err);
             return up;
         }
         if (!up) {
@@ -551,7 +438,7 @@ int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
         if (bg__mono_ms() >= next_interval) {
             next_interval = bg__mono_ms() + w->interval_ms;
             if (interval_pass(w) == BG_EACL) {
-                bg__fmt(errbuf, errlen, "%s", w->conn.err);
+                bg__fmt(w->err, sizeof w->err, "%s", w->conn.err);
                 return BG_EACL;
             }
             /* Look again the moment a suspect's grace ends, not up to an interval later: a
@@ -565,8 +452,8 @@ int bg_watcher_run(bg_watcher *w, char *errbuf, size_t errlen) {
         if (w->trim_behind && bg__mono_ms() >= w->next_trim_ms) {
             long long now = server_ms(w);
             if (now > 0)
-                trim_pass(w, now);
-            w->next_trim_ms = bg__mono_ms() + TRIM_BUDGET_MS;
+                bg__watcher_trim_pass(w, now);
+            w->next_trim_ms = bg__mono_ms() + BG__TRIM_BUDGET_MS;
         }
         double due = schedule_pass(w);
         if (due == -2)

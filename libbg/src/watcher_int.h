@@ -9,6 +9,9 @@
 
 #define ROLE "watcher"
 
+/* Trimming per call of bg__watcher_trim_pass(), at most, so Redis is never held long. */
+#define BG__TRIM_BUDGET_MS 50
+
 struct bg_watcher {
     char *ns;
     char *url_masked;
@@ -23,14 +26,14 @@ struct bg_watcher {
     bg_logger log;
     char key_prefix[BG__K_COUNT][96];
     atomic_int stop;
+    char err[BG__ERRLEN]; /* why bg_watcher_run() returned an error */
 
     bg__conn conn; /* commands and scripts; tracks NS:scheduled: for sub */
     bg__notify sub;
     int down_logged;
     int up, ever_up; /* both connections were up at the last look; ever */
     double next_try_ms, delay_ms;
-    char cursor[32]; /* of the queue SCAN under way, "" when none */
-    double next_scan_ms;
+    bg__queue_scan scan;     /* for queues only foreign producers wrote */
     struct bg__stale *stale; /* attempts seen stale, sorted by attempt ID */
     size_t nstale;
     double stale_due_ms;        /* when the first of them is past its grace; 0 when none */
@@ -56,9 +59,16 @@ struct bg__stale {
 void bg__watcher_badkey(bg_watcher *w, const char *limit_key, const char *key, const char *want,
                         const char *then);
 
-/* Fails the attempts whose worker connection has been gone for longer than the grace (SPEC
- * section 7.1 and 7.2), and sets w->stale_due_ms for those still within it. Returns BG_OK, BG_EIO
- * when the connection failed, BG_EACL when an ACL forbids the work (message in w->conn.err). */
+/* Fails the attempts whose worker connection has been gone for longer than the grace
+ * (docs/watcher.md#what-it-does), and sets w->stale_due_ms for those still within it. Returns
+ * BG_OK, BG_EIO when the connection failed, BG_EACL when an ACL forbids the work (message in
+ * w->conn.err). */
 int bg__watcher_stale_pass(bg_watcher *w);
+
+/* Trims completed, failed and dead history older than its retention, and beyond the caps of
+ * docs/watcher.md, oldest first, in bounded batches within BG__TRIM_BUDGET_MS; a pass that runs
+ * out of time sets w->trim_behind and w->trim_next, where the next one starts. now_ms is the
+ * server's clock. */
+void bg__watcher_trim_pass(bg_watcher *w, long long now_ms);
 
 #endif

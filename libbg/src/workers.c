@@ -90,15 +90,6 @@ static int cmp_worker(const void *pa, const void *pb) {
     return (a->id > b->id) - (a->id < b->id);
 }
 
-static int reply_fail(bg_client *c, const redisReply *r, const char *what) {
-    if (!r)
-        return bg__client_fail(c, BG_EIO, "%s on %s: %s", what, c->url_masked, c->conn.err);
-    if (r->type == REDIS_REPLY_ERROR)
-        return bg__client_fail(c, strstr(r->str, "NOPERM") ? BG_EACL : BG_EREDIS, "%s on %s: %s",
-                               what, c->url_masked, r->str);
-    return bg__client_fail(c, BG_EPROTO, "%s on %s: unexpected reply", what, c->url_masked);
-}
-
 /* Reads the IDs of NS:workers into ids (n of them). *wrongtype when it is not a set. */
 static int read_ids(bg_client *c, long long **ids, size_t *n, int *wrongtype) {
     char key[256];
@@ -113,7 +104,7 @@ static int read_ids(bg_client *c, long long **ids, size_t *n, int *wrongtype) {
         return BG_OK;
     }
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        int rc = reply_fail(c, r, "workers");
+        int rc = bg__client_reply_fail(c, r, "workers");
         freeReplyObject(r);
         return rc;
     }
@@ -205,7 +196,7 @@ static int read_hashes(bg_client *c, bg_workers *l, const long long *ids, size_t
     }
     redisReply *r = bg__conn_reply(&c->conn);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        rc = reply_fail(c, r, "workers: TIME");
+        rc = bg__client_reply_fail(c, r, "workers: TIME");
         freeReplyObject(r);
         bg__conn_close(&c->conn);
         return rc;
@@ -215,7 +206,7 @@ static int read_hashes(bg_client *c, bg_workers *l, const long long *ids, size_t
     for (size_t i = 0; i < n; i++) {
         int is_gone;
         if (!(r = bg__conn_reply(&c->conn)))
-            return reply_fail(c, NULL, "workers");
+            return bg__client_reply_fail(c, NULL, "workers");
         l->replies[l->nreplies++] = r;
         bg__fmt(sid, sizeof sid, "%lld", ids[i]);
         bg__key(key, sizeof key, c->ns, BG__K_WORKER, sid);

@@ -109,7 +109,7 @@ static void test_name_rules(void **state) {
     assert_false(bg_queue_valid(""));
 }
 
-/* The client keeps its namespace, and refuses a bad one through its handle. */
+/* The client keeps its namespace, and refuses a bad one in its errbuf. */
 static void test_client_namespace(void **state) {
     (void)state;
     bg_client_options o;
@@ -117,13 +117,14 @@ static void test_client_namespace(void **state) {
     bg_client_options_init(&o);
     o.ns = "onyx-background";
     o.role = "cli";
-    assert_int_equal(bg_client_new(&c, &o), BG_OK);
+    char err[512];
+    assert_int_equal(bg_client_new(&c, &o, err, sizeof err), BG_OK);
     assert_string_equal(bg_client_namespace(c), "onyx-background");
     bg_client_free(c);
     o.ns = "bad ns";
-    assert_int_equal(bg_client_new(&c, &o), BG_EINVAL);
-    assert_non_null(strstr(bg_client_errmsg(c), "bad ns"));
-    bg_client_free(c);
+    assert_int_equal(bg_client_new(&c, &o, err, sizeof err), BG_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(err, "bad ns"));
     bg_client_free(NULL);
 }
 

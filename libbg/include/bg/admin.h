@@ -1,6 +1,12 @@
 /* bg/admin.h: what an operator needs beside status: a health check, the failed attempts and
  * dead jobs with the reason they failed, deleting dead jobs, and emptying a queue. The data
- * behind `bg-cli ping`, `failed`, `dead` and `purge`. */
+ * behind `bg-cli ping`, `failed`, `dead` and `purge` (docs/cli.md).
+ *
+ * Every call here takes a bg_client, with its contract (bg/client.h): one thread at a time per
+ * client, and on an error a code and a message in bg_client_errmsg() (a NULL client is
+ * BG_EINVAL). A call connects first when needed, and may return the errors of
+ * bg_client_connect(), BG_EIO after a lost connection, BG_EACL when an ACL refuses a command and
+ * BG_EINVAL for a bad queue name. A bg_failures list is plain data the caller owns. */
 #ifndef BG_ADMIN_H
 #define BG_ADMIN_H
 
@@ -91,8 +97,8 @@ typedef struct {
     int64_t scheduled; /* in NS:scheduled:<queue>. */
 } bg_queue_counts;
 
-/* Reads how many jobs wait in the queue's ready list and scheduled set. Returns BG_OK, or an
- * error with a message (BG_EREDIS for a key of the wrong type). */
+/* Reads how many jobs wait in the queue's ready list and scheduled set into *out. Returns
+ * BG_OK, or an error with a message (BG_EREDIS for a key of the wrong type). */
 BG_EXPORT int bg_purge_count(bg_client *c, const char *queue, bg_queue_counts *out);
 
 /* Empties the queue's ready list (from the left) and scheduled set (from the front) and deletes

@@ -1,4 +1,6 @@
-/* bg/bg.h: everything libbg offers. Include this one header. */
+/* bg/bg.h: everything libbg offers. Include this one header; docs/api.md is the guide to the
+ * API, and the errors, threads and ownership rules every call follows are in bg/error.h and
+ * beside each declaration. */
 #ifndef BG_BG_H
 #define BG_BG_H
 
@@ -15,7 +17,7 @@
 
 #define BG_VERSION "0.1.0"
 
-/* The library's version string, e.g. "0.1.0". */
+/* The library's version string, e.g. "0.1.0"; static, never NULL. Thread-safe. */
 BG_EXPORT const char *bg_version(void);
 
 #endif

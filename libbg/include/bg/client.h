@@ -1,5 +1,14 @@
 /* bg/client.h: a connection to Redis in one namespace, the handle every producer-side call
- * (enqueue, dequeue, status) takes. */
+ * (enqueue, dequeue, retry, status, the admin calls) takes.
+ *
+ * Errors follow the convention of bg/error.h: a call on a client returns BG_OK or a negative
+ * bg_errno and, on an error, leaves a message readable with bg_client_errmsg(); the
+ * constructor, which has no handle yet, writes its message into the caller's errbuf.
+ *
+ * Threads: a bg_client is not thread-safe. It holds one connection and one error message, so
+ * it must be used by one thread at a time (a client may move between threads when the caller
+ * orders the calls, e.g. with a mutex); give each thread its own client to run calls at once.
+ * Distinct clients share nothing. */
 #ifndef BG_CLIENT_H
 #define BG_CLIENT_H
 
@@ -42,15 +51,17 @@ typedef struct {
     bg_log_event_fn event;
 } bg_logger;
 
-/* The default Redis URL when none is given (SPEC §2). */
+/* The default Redis URL when none is given (docs/schema.md#formats). */
 #define BG_DEFAULT_URL "redis://127.0.0.1:6379/0"
 /* The default namespace. */
 #define BG_DEFAULT_NAMESPACE "bg"
+/* The longest queue name, in bytes. */
+#define BG_QUEUE_MAX 128
 
 /* Options for bg_client_new(). Initialise with bg_client_options_init(), then set fields.
- * Strings are copied by bg_client_new(). */
+ * Strings are copied by bg_client_new(). Durations are in milliseconds. */
 typedef struct {
-    const char *url;  /* Redis URL (SPEC §2); NULL means BG_DEFAULT_URL. */
+    const char *url;  /* Redis URL (docs/schema.md#formats); NULL means BG_DEFAULT_URL. */
     const char *ns;   /* namespace; NULL means BG_DEFAULT_NAMESPACE. */
     const char *role; /* client name after "NS-": "manager" (the default) or "cli". */
     int timeout_ms;   /* connect and socket timeout; default 5000. */
@@ -59,23 +70,27 @@ typedef struct {
 
 typedef struct bg_client bg_client;
 
-/* Fills opts with the defaults. */
+/* Fills opts with the defaults. Never fails. */
 BG_EXPORT void bg_client_options_init(bg_client_options *opts);
 
 /* Creates a client and checks its URL and namespace; it does not connect yet (the first call
- * that needs Redis does, and reconnects after a lost connection). Returns BG_OK with *out set,
- * or an error with *out set all the same (unless BG_ENOMEM) so bg_client_errmsg() can say what
- * was wrong, e.g. the URL with its password masked. Free *out with bg_client_free(). */
-BG_EXPORT int bg_client_new(bg_client **out, const bg_client_options *opts);
+ * that needs Redis does, and reconnects after a lost connection). opts may be NULL for the
+ * defaults. Returns BG_OK with *out set (the caller owns it: free it with bg_client_free()),
+ * or BG_EURL, BG_EINVAL (a bad namespace) or BG_ENOMEM with *out NULL and a message in errbuf
+ * (of errlen bytes; errbuf may be NULL), e.g. naming the URL with its password masked. */
+BG_EXPORT int bg_client_new(bg_client **out, const bg_client_options *opts, char *errbuf,
+                            size_t errlen);
 
-/* Connects now (useful to report a bad URL or a refused AUTH early). Returns BG_OK or an
- * error with a message in bg_client_errmsg(). */
+/* Connects now (useful to report a bad URL or a refused AUTH early); does nothing when the
+ * client is connected. Returns BG_OK, or BG_ECONNECT, BG_EREDIS (AUTH or SELECT refused),
+ * BG_EACL or BG_ENOMEM with a message in bg_client_errmsg(). */
 BG_EXPORT int bg_client_connect(bg_client *c);
 
 /* Frees the client and closes its connection. NULL is a no-op. */
 BG_EXPORT void bg_client_free(bg_client *c);
 
-/* The message of the last error on this client; borrowed until the next call on c. */
+/* The message of the last error on this client ("" before any); borrowed until the next call
+ * on c. Never NULL. */
 BG_EXPORT const char *bg_client_errmsg(const bg_client *c);
 
 /* The URL with its password masked, e.g. "redis://:***@host:6379/0"; borrowed from c. */
@@ -84,18 +99,21 @@ BG_EXPORT const char *bg_client_url_masked(const bg_client *c);
 /* The namespace; borrowed from c. */
 BG_EXPORT const char *bg_client_namespace(const bg_client *c);
 
-/* Checks a namespace (1 to 64 of A-Z a-z 0-9 _ . -). Returns 1 when valid, 0 otherwise. */
+/* Checks a namespace (1 to 64 of A-Z a-z 0-9 _ . -). Returns 1 when valid, 0 otherwise (NULL
+ * included). Thread-safe, as every function below that takes no handle. */
 BG_EXPORT int bg_namespace_valid(const char *ns);
 
-/* Checks a queue name (1 to 128 of A-Z a-z 0-9 _ . -). Returns 1 when valid, 0 otherwise. */
+/* Checks a queue name (1 to BG_QUEUE_MAX of A-Z a-z 0-9 _ . -). Returns 1 when valid, 0
+ * otherwise (NULL included). */
 BG_EXPORT int bg_queue_valid(const char *queue);
 
-/* Checks a Redis URL of a form SPEC §2 allows. Returns BG_OK or BG_EURL, writing a message that
- * names the URL with its password masked into errbuf (of errlen bytes) when errbuf is not
- * NULL. */
+/* Checks a Redis URL of a form docs/schema.md#formats allows. Returns BG_OK or BG_EURL,
+ * writing a message that names the URL with its password masked into errbuf (of errlen bytes)
+ * when errbuf is not NULL. */
 BG_EXPORT int bg_url_check(const char *url, char *errbuf, size_t errlen);
 
-/* Writes url with its password replaced by "***" into buf (of len bytes). Returns buf. */
+/* Writes url with its password replaced by "***" into buf (of len bytes, cut to fit). Returns
+ * buf. */
 BG_EXPORT char *bg_url_mask(const char *url, char *buf, size_t len);
 
 #endif

@@ -1,4 +1,12 @@
-/* bg/job.h: putting jobs on queues and taking them off again (the producer's side). */
+/* bg/job.h: putting jobs on queues and taking them off again (the producer's side).
+ *
+ * Every call here takes a bg_client, with its contract (bg/client.h): one thread at a time per
+ * client, and on an error a code and a message in bg_client_errmsg() (a NULL client is
+ * BG_EINVAL). Every call connects first when the client is not connected (BG_ECONNECT, BG_EREDIS,
+ * BG_EACL as bg_client_connect()), and any call that talks to Redis may return BG_EIO (the
+ * connection was lost: the next call reconnects), BG_EACL (an ACL refused a command),
+ * BG_EREDIS (Redis refused it otherwise, or a key it would write holds another type: nothing
+ * was written) or BG_EPROTO (a reply of no expected shape). */
 #ifndef BG_JOB_H
 #define BG_JOB_H
 
@@ -23,16 +31,18 @@ typedef struct {
     int retries;       /* >= 0: the job's rty; -1 (the default) leaves it to the worker. */
 } bg_job_spec;
 
-/* Fills spec with the defaults. */
+/* Fills spec with the defaults. Never fails. */
 BG_EXPORT void bg_job_spec_init(bg_job_spec *spec);
 
 /* Enqueues one job atomically: its hash, and its UUID on the ready list, or in the scheduled
  * set when at_ms or in_ms is set. Writes the new job's UUID into id. Returns BG_OK or an error
- * (BG_EINVAL for a bad queue or class, with a message in bg_client_errmsg()). */
+ * (BG_EINVAL for a bad queue, class, time or retries, before anything is sent). */
 BG_EXPORT int bg_enqueue(bg_client *c, const bg_job_spec *spec, bg_uuid id);
 
-/* Enqueues n jobs in one pipeline, each atomically. ids must hold n UUIDs. On error, jobs
- * before the failing one may have been enqueued: *done (when not NULL) says how many. */
+/* Enqueues n jobs in one pipeline (512 at a time), each atomically. ids must hold n UUIDs.
+ * Every spec is checked before any job is sent, so a bad one (BG_EINVAL) enqueues none. On
+ * another error, jobs before the failing one may have been enqueued: *done (when not NULL)
+ * says how many, and their UUIDs are the first *done of ids. */
 BG_EXPORT int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *ids,
                               size_t *done);
 
@@ -50,10 +60,13 @@ BG_EXPORT int bg_retry(bg_client *c, const char *job_id);
 
 /* Puts every dead job of the given queues (every queue in NS:queues when nqueues is 0) back on
  * its ready list, as bg_retry() does, oldest first, in batches that keep Redis responsive.
- * *moved (when not NULL) says how many jobs went back, also after an error. */
+ * *moved (when not NULL) says how many jobs went back, also after an error. Dead entries whose
+ * job key holds another type cannot run: they stay dead, and the call returns BG_ESTATE
+ * naming one of them once the others moved. */
 BG_EXPORT int bg_retry_dead(bg_client *c, const char *const *queues, size_t nqueues, size_t *moved);
 
-/* Checks that s is a lowercase RFC 4122 UUID in its 36-character form. 1 when valid. */
+/* Checks that s is a lowercase RFC 4122 UUID in its 36-character form. 1 when valid, 0
+ * otherwise (NULL included). Thread-safe. */
 BG_EXPORT int bg_uuid_valid(const char *s);
 
 /* Checks that s is a job ID as bg takes one from a ready list (docs/schema.md#keys): a UUID
@@ -61,7 +74,7 @@ BG_EXPORT int bg_uuid_valid(const char *s);
  * languages write them. 1 when valid. */
 BG_EXPORT int bg_job_id_valid(const char *s);
 
-/* Writes a new random lowercase UUID into out. */
+/* Writes a new random (version 4) lowercase UUID into out. Thread-safe. */
 BG_EXPORT void bg_uuid_new(bg_uuid out);
 
 #endif
