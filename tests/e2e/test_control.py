@@ -128,3 +128,33 @@ def test_cancel_job_key_of_wrong_type(rs, r):
     line = one_line_error(cli(rs, "cancel", jid), 1)
     assert f"bg:jobs:{jid}" in line
     assert r.get(f"bg:jobs:{jid}") == "junk"
+
+
+# ---- status and metrics show a paused queue ----
+
+
+def test_status_shows_paused_queue(rs, r):
+    push(r, "bg.noop", queue="high")
+    push(r, "bg.noop", queue="low")
+    r.sadd("bg:queues", "high", "low")
+    ok(cli(rs, "pause", "-q", "low"))
+    out = ok(cli(rs, "status"))
+    names = [line for line in out.splitlines() if line and not line[0].isspace()
+             and not line.startswith("workers")]
+    assert names == ["high", "low (paused)"]
+    doc = json.loads(ok(cli(rs, "status", "--json")))
+    assert {q["name"]: q["paused"] for q in doc["queues"]} == {"high": False, "low": True}
+    metrics = ok(cli(rs, "metrics"))
+    assert 'bg_queue_paused{queue="low"} 1' in metrics
+    assert 'bg_queue_paused{queue="high"} 0' in metrics
+    ok(cli(rs, "resume", "-q", "low"))
+    doc = json.loads(ok(cli(rs, "status", "--json")))
+    assert not any(q["paused"] for q in doc["queues"])
+
+
+def test_status_with_ns_paused_of_wrong_type(rs, r):
+    push(r, "bg.noop", queue="high")
+    r.sadd("bg:queues", "high")
+    r.set("bg:paused", "junk")
+    doc = json.loads(ok(cli(rs, "status", "--json")))
+    assert doc["queues"][0]["paused"] is False and doc["queues"][0]["ready"] == 1
