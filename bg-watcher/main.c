@@ -125,6 +125,7 @@ int main(int argc, char **argv) {
     bgc_daemon d;
     bgw_listen *listen_at = NULL;
     bgw_metrics *metrics = NULL;
+    bgc_service service;
     char err[1024];
 
     bg_watcher_options_init(&o);
@@ -135,6 +136,7 @@ int main(int argc, char **argv) {
     o.queues = (const char *const *)d.queues;
     o.nqueues = d.nqueues;
     o.log = bgc_logger(&d.log);
+    o.events = bgc_service_events(&service);
 
     bg_watcher *w;
     if (bg_watcher_new(&w, &o, err, sizeof err) != BG_OK)

@@ -114,4 +114,17 @@ int bgc_sd_notify(const char *state);
  * process). */
 uint64_t bgc_sd_watchdog_interval_us(void);
 
+/* ---- service.c ---- */
+
+/* What the event sink below keeps between events. */
+typedef struct {
+    uint64_t watchdog_us;    /* bgc_sd_watchdog_interval_us(), read once */
+    double last_watchdog_us; /* when WATCHDOG=1 was last sent (monotonic) */
+} bgc_service;
+
+/* A bg_events that tells systemd (sd_notify) of a worker's or watcher's life: READY=1,
+ * STATUS=<text>, WATCHDOG=1 on each healthy tick (when systemd asks for a watchdog; at most
+ * twice per WatchdogSec), STOPPING=1. s must outlive the loop. */
+bg_events bgc_service_events(bgc_service *s);
+
 #endif

@@ -312,6 +312,9 @@ void bg__log_job(const bg_logger *l, bg_log_level level, const char *role,
                  const bg_log_fields *fields, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 int bg__log_enabled(const bg_logger *l, bg_log_level level);
+/* Tells ev's program of an event, with a text formatted from fmt (NULL for ""). */
+void bg__event(const bg_events *ev, bg_event event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- ratelimit.c: reporting a repeated finding at most once an interval ---- */
 

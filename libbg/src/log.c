@@ -36,3 +36,16 @@ void bg__log_job(const bg_logger *l, bg_log_level level, const char *role,
     vlog(l, level, role, fields, fmt, ap);
     va_end(ap);
 }
+
+void bg__event(const bg_events *ev, bg_event event, const char *fmt, ...) {
+    char text[512] = "";
+    va_list ap;
+    if (!ev || !ev->fn)
+        return;
+    if (fmt) {
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+    }
+    ev->fn(ev->userdata, event, text);
+}

@@ -51,6 +51,28 @@ typedef struct {
     bg_log_event_fn event;
 } bg_logger;
 
+/* What a worker or watcher loop tells its program about its life, for a service manager such as
+ * systemd (sd_notify: READY=1, STATUS=, WATCHDOG=1, STOPPING=1). */
+typedef enum {
+    BG_EVENT_READY = 0,   /* Redis answered and the scripts are loaded: it serves from now on
+                             (once a run) */
+    BG_EVENT_STATUS = 1,  /* its one-line state changed; text says it ("serving high,low with 10
+                             fibers", "no connection to Redis: ...") */
+    BG_EVENT_HEALTHY = 2, /* Redis answered just now: sent about once a second while all is well,
+                             never while Redis cannot be reached or hangs */
+    BG_EVENT_STOPPING = 3 /* it began to shut down (once a run) */
+} bg_event;
+
+/* Called on the loop's own thread (the main thread of a worker); text is borrowed for the call,
+ * "" for READY, HEALTHY and STOPPING. Keep it quick: the loop waits for it. */
+typedef void (*bg_event_fn)(void *userdata, bg_event event, const char *text);
+
+/* Where events go; a NULL fn sends none. */
+typedef struct {
+    bg_event_fn fn;
+    void *userdata;
+} bg_events;
+
 /* The default Redis URL when none is given (docs/schema.md#formats). */
 #define BG_DEFAULT_URL "redis://127.0.0.1:6379/0"
 /* The default namespace. */
