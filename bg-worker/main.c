@@ -110,9 +110,9 @@ static void parse(int argc, char **argv, bg_worker_options *o, bgc_daemon *d, ex
             if (bgc_parse_duration_ms(optarg, &ms) != 0)
                 bad_usage("invalid duration '%s': e.g. 30, 1.5s, 250ms, 5m, 2h, 1d", optarg);
             if (ch == OPT_JOB_TIMEOUT)
-                o->job_timeout_s = ms / 1000;
+                o->job_timeout_ms = ms;
             else
-                o->shutdown_timeout_s = ms / 1000;
+                o->shutdown_timeout_ms = ms;
             break;
         default:
             bgc_daemon_option(d, ch, optarg, argv);

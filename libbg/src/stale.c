@@ -291,17 +291,17 @@ int bg__watcher_stale_pass(bg_watcher *w) {
             if (all[i].junk || (all[i].suspect && now - since >= w->grace_ms)) {
                 if (nbatch == 0)
                     bg__finish_args(&a, w->ns);
-                bg__finish_rec rec = {all[i].attempt,
-                                      all[i].queue,
-                                      "vanish",
-                                      NULL,
-                                      "Worker Timeout",
-                                      NULL,
-                                      (int)(rand_r(&w->seed) % 10),
-                                      all[i].wrk,
-                                      all[i].rid,
-                                      w->max_itr};
-                bg__finish_record_n(&a, &rec, all[i].wrk_len, all[i].rid_len);
+                bg__outcome rec = {.kind = BG__OUTCOME_VANISH,
+                                   .rnd = (int)(rand_r(&w->seed) % 10),
+                                   .max_itr = w->max_itr,
+                                   .guard_wrk = all[i].wrk,
+                                   .guard_rid = all[i].rid,
+                                   .guard_wrk_len = all[i].wrk_len,
+                                   .guard_rid_len = all[i].rid_len};
+                bg__fmt(rec.attempt, sizeof rec.attempt, "%s", all[i].attempt);
+                bg__fmt(rec.queue, sizeof rec.queue, "%s", all[i].queue);
+                bg__fmt(rec.err, sizeof rec.err, "Worker Timeout");
+                bg__finish_record(&a, &rec);
                 batch[nbatch++] = all[i];
             } else {
                 bg__fmt(next[nnext].attempt, sizeof next[nnext].attempt, "%s", all[i].attempt);

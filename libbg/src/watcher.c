@@ -260,7 +260,7 @@ static void queue_from_key(bg_watcher *w, const char *key, size_t len, bg__args 
         const char *p = w->key_prefix[kinds[i]];
         size_t n = strlen(p);
         if (len > n && len - n <= 128 && strncmp(key, p, n) == 0) {
-            char q[129];
+            char q[BG__QUEUE_BUF];
             memcpy(q, key + n, len - n);
             q[len - n] = '\0';
             if (add_queue(w, q))

@@ -16,10 +16,10 @@ typedef struct {
     const char *ns;            /* NULL: BG_DEFAULT_NAMESPACE. */
     const char *const *queues; /* in priority order; NULL or 0 queues: "default". */
     size_t nqueues;
-    int concurrency;           /* fibers; default 10. */
-    int retries;               /* rty for jobs that have none; default 25. */
-    double job_timeout_s;      /* 0 (the default): no job timeout. */
-    double shutdown_timeout_s; /* default 25. */
+    int concurrency;            /* fibers; default 10. */
+    int retries;                /* rty for jobs that have none; default 25. */
+    double job_timeout_ms;      /* 0 (the default): no job timeout. */
+    double shutdown_timeout_ms; /* default 25000. */
     bg_logger log;
 } bg_worker_options;
 
