@@ -1,4 +1,4 @@
-/* bg-worker: takes jobs from Redis ready lists and runs them (SPEC §6). This file parses the
+/* bg-worker: takes jobs from Redis ready lists and runs them (docs/worker.md). This file parses the
  * options and the signals; the worker itself is libbg's bg_worker. */
 #include <getopt.h>
 #include <signal.h>
@@ -42,7 +42,7 @@ static void on_stop(int sig) {
     bg_worker_signal(the_worker, BG_WORKER_STOP);
 }
 
-/* A closed terminal or a careless kill -HUP must not stop the worker (SPEC section 10). */
+/* A closed terminal or a careless kill -HUP must not stop the worker (docs/operations.md#logs). */
 static void on_hangup(int sig) {
     (void)sig;
     bg_worker_signal(the_worker, BG_WORKER_HANGUP);
