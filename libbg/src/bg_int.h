@@ -233,6 +233,7 @@ void bg__parse_run_id(const char *info, char *out, size_t len);
 #define BG__MSG_MAX 1024  /* an attempt's msg, at most, in bytes */
 #define BG__ERR_BUF 128   /* an attempt's err, and its NUL */
 #define BG__TIME_BUF 32   /* an attempt's time: ms with three decimals, and its NUL */
+#define BG__RND_SPAN 10   /* a retry's backoff has a random part of rnd 0 to 9 (finish.lua) */
 
 /* What finish.lua does with an attempt (see its header); the names it takes are in finish.c. */
 typedef enum {
@@ -253,7 +254,7 @@ typedef struct {
     char time[BG__TIME_BUF]; /* ms with three decimals, "" for none */
     char err[BG__ERR_BUF];
     char msg[BG__MSG_MAX + 1];
-    int rnd;     /* 0..9, the random part of the backoff */
+    int rnd;     /* 0 to BG__RND_SPAN - 1, the random part of the backoff */
     int max_itr; /* for BG__OUTCOME_VANISH */
     /* Act only while the attempt still has these (NULL: no guard), guard_wrk_len and
      * guard_rid_len bytes long (an owner another program wrote may hold NULs, and the guard

@@ -55,12 +55,12 @@ static void tend_conn(bg__fiber *f, double running_ms) {
         if (now < f->redial_at_ms || atomic_load(&f->w->main_id) <= 0)
             return;
         if (bg__fiber_reconnect(f) != BG_OK) {
-            f->redial_wait_ms = f->redial_wait_ms * 2 > 1000 ? 1000 : f->redial_wait_ms * 2;
+            f->redial_wait_ms = bg__backoff(f->redial_wait_ms);
             f->redial_at_ms = now + f->redial_wait_ms;
             return;
         }
     }
-    f->redial_wait_ms = 10;
+    f->redial_wait_ms = BG__REDIAL_MS;
     bg__fiber_rename(f);
     bg__fiber_tend_batch(f, running_ms);
 }
@@ -90,7 +90,7 @@ static int watch_job(bg__fiber *f, const bg__claimed *c, bg__outcome *out) {
     bg_job job = {c->job, c->attempt, c->cls, c->queue, c->arg, c->arg_len, c->att, NULL};
     bg__runner_hand(r, &job);
     f->redial_at_ms = 0;
-    f->redial_wait_ms = 10;
+    f->redial_wait_ms = BG__REDIAL_MS;
     while (!bg__runner_wait(r, BG__FIBER_TICK_MS, out)) {
         double ran = bg__mono_ms() - t0;
         if (atomic_load(&w->req_halt))
@@ -116,7 +116,7 @@ static void queue_outcome(bg__fiber *f, const bg__claimed *c, const bg__outcome 
     *p = *out;
     bg__fmt(p->attempt, sizeof p->attempt, "%s", c->attempt);
     bg__fmt(p->queue, sizeof p->queue, "%s", c->queue);
-    p->rnd = (int)(rand_r(&f->seed) % 10);
+    p->rnd = (int)(rand_r(&f->seed) % BG__RND_SPAN);
     /* The log shows two decimals, as docs/operations.md#logs shows; the attempt keeps three. */
     double ms = strtod(out->time, NULL);
     if (out->kind == BG__OUTCOME_OK)
@@ -169,7 +169,7 @@ static void unclaim(bg__fiber *f) {
  * type) are tried again, ever less often, until the shutdown cut-off when the worker stops, and
  * left for the next round trip otherwise (a quiet fiber). */
 static void flush(bg__fiber *f) {
-    double delay = 50;
+    double delay = BG__RETRY_MS;
     while ((f->npending || f->nlimbo) && !atomic_load(&f->w->req_halt)) {
         int before = f->npending + f->nlimbo;
         int rc = bg__fiber_round_trip(f, 0);
@@ -191,7 +191,7 @@ static void flush(bg__fiber *f) {
             break;
         }
         bg__sleep_ms(delay);
-        delay = delay * 2 > 1000 ? 1000 : delay * 2;
+        delay = bg__backoff(delay);
     }
 }
 
@@ -210,7 +210,7 @@ static double claim_next(bg__fiber *f, int slow, double backoff) {
         room -= f->pending[i].refused;
     if (room <= 0) {
         bg__fiber_round_trip(f, 0);
-        bg__sleep_ms(200);
+        bg__sleep_ms(BG__FULL_WAIT_MS);
         return 0;
     }
     want = want > room ? room : want;
@@ -222,7 +222,7 @@ static double claim_next(bg__fiber *f, int slow, double backoff) {
          * busy loop of connections: at most one a second. */
         f->prefetch = 1;
         bg__sleep_ms(backoff);
-        return backoff * 2 > 1000 ? 1000 : backoff * 2;
+        return bg__backoff(backoff);
     }
     if (!slow && f->nbatch == want && want < BG__PREFETCH_MAX)
         f->prefetch = want * 2 > BG__PREFETCH_MAX ? BG__PREFETCH_MAX : want * 2;
@@ -235,7 +235,7 @@ static void *fiber_main(void *arg) {
     bg__fiber *f = arg;
     bg_worker *w = f->w;
     int slow = 0;
-    double backoff = 50; /* after a failed claim; doubles while claims keep failing */
+    double backoff = BG__RETRY_MS; /* after a failed claim; doubles while claims keep failing */
     while (!atomic_load(&w->req_halt)) {
         if (bg__fiber_want_exit(w) || bg__fiber_paused(w)) {
             unclaim(f);
@@ -263,7 +263,7 @@ static void *fiber_main(void *arg) {
             backoff = again;
             continue;
         }
-        backoff = 50;
+        backoff = BG__RETRY_MS;
         slow = 0;
     }
     unclaim(f);

@@ -224,7 +224,7 @@ void bg__fiber_rename(bg__fiber *f) {
 }
 
 int bg__fiber_connect_loop(bg__fiber *f) {
-    double delay = 10;
+    double delay = BG__REDIAL_MS;
     while (!atomic_load(&f->w->req_halt)) {
         if (bg__fiber_reconnect(f) == BG_OK)
             return BG_OK;
@@ -234,7 +234,7 @@ int bg__fiber_connect_loop(bg__fiber *f) {
         if (bg__fiber_want_exit(f->w) && f->npending == 0 && f->pos >= f->nbatch && f->nlimbo == 0)
             return BG_EIO;
         bg__sleep_ms(delay);
-        delay = delay * 2 > 1000 ? 1000 : delay * 2;
+        delay = bg__backoff(delay);
     }
     return BG_EIO;
 }

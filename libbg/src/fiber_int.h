@@ -23,6 +23,10 @@
 #define BG__RUNNER_STACK (256u << 10)
 /* How often a fiber looks at its connection and its flags while its runner runs a job. */
 #define BG__FIBER_TICK_MS 20
+/* The first wait after a failed claim, and between tries to record outcomes Redis did not. */
+#define BG__RETRY_MS 50.0
+/* The wait, when refused outcomes fill the fiber, before it sends them again. */
+#define BG__FULL_WAIT_MS 200.0
 /* A job that runs this long is slow: the outcomes before it in its batch are recorded while it
  * runs, and the jobs behind it go back to their lists when it ends. Far above a no-op's time,
  * even on a busy machine, so fast batches are never broken up. */

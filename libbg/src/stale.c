@@ -292,7 +292,7 @@ int bg__watcher_stale_pass(bg_watcher *w) {
                 if (nbatch == 0)
                     bg__finish_args(&a, w->ns);
                 bg__outcome rec = {.kind = BG__OUTCOME_VANISH,
-                                   .rnd = (int)(rand_r(&w->seed) % 10),
+                                   .rnd = (int)(rand_r(&w->seed) % BG__RND_SPAN),
                                    .max_itr = w->max_itr,
                                    .guard_wrk = all[i].wrk,
                                    .guard_rid = all[i].rid,

@@ -45,7 +45,7 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     size_t nq = o->nqueues ? o->nqueues : 1;
     if (!bg_namespace_valid(ns))
         return fail(errbuf, errlen, BG_EINVAL, "invalid namespace: 1 to 64 of A-Z a-z 0-9 _ . -");
-    if (o->concurrency < 1 || o->concurrency > 1000)
+    if (o->concurrency < 1 || o->concurrency > BG__CONCURRENCY_MAX)
         return fail(errbuf, errlen, BG_EINVAL, "concurrency must be from 1 to 1000");
     if (o->retries < 0 || o->job_timeout_ms < 0 || o->shutdown_timeout_ms < 0)
         return fail(errbuf, errlen, BG_EINVAL, "retries and timeouts must not be negative");
@@ -245,14 +245,14 @@ static void main_keepalive(bg_worker *w, main_state *m) {
             bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "lost the connection to Redis at %s",
                     w->url_masked);
         m->down_logged = 1;
-        m->delay_ms = 10;
+        m->delay_ms = BG__REDIAL_MS;
         m->next_try_ms = now;
     }
     if (now < m->next_try_ms)
         return;
     if (main_connect(w, m) != BG_OK) {
         bg__log(&w->log, BG_LOG_DEBUG, BG__ROLE, "%s", m->n.conn.err);
-        m->delay_ms = m->delay_ms * 2 > 1000 ? 1000 : m->delay_ms * 2;
+        m->delay_ms = bg__backoff(m->delay_ms);
         m->next_try_ms = now + m->delay_ms;
         return;
     }
@@ -308,7 +308,7 @@ typedef struct {
  * password or a refused command at once; an unreachable server is waited for, as after any
  * loss. */
 static int start(bg_worker *w, run_state *s, char *errbuf, size_t errlen) {
-    s->m.delay_ms = 10;
+    s->m.delay_ms = BG__REDIAL_MS;
     int rc = main_connect(w, &s->m);
     if (rc == BG_EREDIS || rc == BG_EACL || rc == BG_ENOMEM) {
         bg__fmt(errbuf, errlen, "%s", s->m.n.conn.err);

@@ -28,6 +28,17 @@
  * a claim of one job with the largest arg this long, so such a claim never times out. */
 #define BG__CLAIM_SLOW_RATE (8u << 20)
 
+#define BG__CONCURRENCY_MAX 1000 /* fibers a worker runs, at most */
+
+/* Every wait before trying Redis again doubles from its first value up to this. */
+#define BG__RETRY_CAP_MS 1000.0
+#define BG__REDIAL_MS 10.0 /* the first wait before reconnecting */
+
+/* The wait after delay_ms, when trying again failed once more. */
+static inline double bg__backoff(double delay_ms) {
+    return delay_ms * 2 > BG__RETRY_CAP_MS ? BG__RETRY_CAP_MS : delay_ms * 2;
+}
+
 /* Every connection's connect and socket timeout (a fiber's is longer, below). */
 #define BG__CONNECT_TIMEOUT_MS 3000
 /* A fiber waits for a reply as long as Redis may take to build a claim of one largest job. */
