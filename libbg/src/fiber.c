@@ -290,7 +290,16 @@ int bg__fiber_start(bg_worker *w, int index, bg__fiber **out) {
         free(f);
         return BG_ESYS;
     }
-    if (pthread_create(&f->thread, NULL, fiber_main, f) != 0) {
+    /* Detached: a fiber is never waited for but through its exited flag, the last thing its
+     * thread writes, so one left running after a halt leaves nothing to join at exit. */
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        rc = pthread_create(&f->thread, &attr, fiber_main, f);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc != 0) {
         bg__runner_end(&f->run);
         free(f);
         return BG_ESYS;
@@ -303,8 +312,7 @@ int bg__fiber_exited(bg__fiber *f) {
     return atomic_load(&f->exited);
 }
 
-int bg__fiber_join(bg__fiber *f) {
-    pthread_join(f->thread, NULL);
+int bg__fiber_free(bg__fiber *f) {
     if (f->runner_left)
         return 0;
     for (int i = 0; i < BG__PREFETCH_MAX; i++)

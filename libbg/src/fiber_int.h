@@ -71,7 +71,7 @@ typedef struct {
 struct bg__fiber {
     bg_worker *w; /* its configuration and flags: read only */
     int index;
-    pthread_t thread;
+    pthread_t thread; /* detached */
     atomic_int exited;
     int runner_left; /* the runner was abandoned to a handler that ignored the cut-off */
     bg__runner run;

@@ -1,7 +1,7 @@
 /* worker.c: a worker's lifecycle: options, plugins, and the main thread, which holds the main
  * connection (named NS-worker:<queues>), turns Redis's reports of ready-list changes into
  * wake-ups for idle fibers, and runs the shutdown of docs/worker.md (Signals). It starts and
- * joins the fibers and tells them what to do by the flags of struct bg_worker; it never
+ * waits for the fibers and tells them what to do by the flags of struct bg_worker; it never
  * touches a fiber's connection, batch or jobs (fiber_int.h). */
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -284,12 +284,12 @@ static int all_exited(const bg_worker *w) {
     return 1;
 }
 
-/* Joins and frees the fibers that have exited. Returns 1 when none is left. */
-static int join_fibers(bg_worker *w) {
+/* Frees the fibers that have exited. Returns 1 when none is left. */
+static int free_fibers(bg_worker *w) {
     int left = 0;
     for (int i = 0; w->fibers && i < w->concurrency; i++) {
         bg__fiber *f = w->fibers[i];
-        if (f && bg__fiber_exited(f) && bg__fiber_join(f))
+        if (f && bg__fiber_exited(f) && bg__fiber_free(f))
             w->fibers[i] = NULL;
         left += w->fibers[i] != NULL;
     }
@@ -404,7 +404,7 @@ int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
         /* Calls made on the main connection once in a while belong here, after keepalive. */
         main_wait(w, &s.m);
     }
-    join_fibers(w);
+    free_fibers(w);
     bg__conn_close(&s.m.n.conn);
     bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "stopped");
     return 0;
@@ -415,7 +415,7 @@ void bg_worker_free(bg_worker *w) {
         return;
     /* A fiber still running (after a halt) or one whose runner was left to a handler that
      * ignored the cut-off may still read the worker: then its memory is left be. */
-    if (w->fibers && !join_fibers(w))
+    if (w->fibers && !free_fibers(w))
         return;
     free(w->fibers);
     bg__registry_free(&w->reg);

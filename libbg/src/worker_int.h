@@ -130,11 +130,11 @@ struct bg_worker {
 int bg__fiber_start(bg_worker *w, int index, bg__fiber **out);
 /* News for the fibers (ready lists changed, or one of w's flags did): wakes the idle ones. */
 void bg__fibers_wake(bg_worker *w);
-/* 1 once fiber f's thread has ended (it may then be joined at once). Any thread. */
+/* 1 once fiber f's thread has ended: it touches f no more. Any thread. */
 int bg__fiber_exited(bg__fiber *f);
-/* Joins an exited fiber and frees it. Returns 1, or 0 when its runner still runs a handler
- * that ignored the cut-off: then nothing is freed (the handler may still read the fiber). */
-int bg__fiber_join(bg__fiber *f);
+/* Frees an exited fiber. Returns 1, or 0 when its runner still runs a handler that ignored the
+ * cut-off: then nothing is freed (the handler may still read the fiber's job). */
+int bg__fiber_free(bg__fiber *f);
 
 /* ---- dispatch.c ---- */
 
