@@ -1,4 +1,4 @@
-/* bg-worker: takes jobs from Redis ready lists and runs them (SPEC §6). This file parses the
+/* bg-worker: takes jobs from Redis ready lists and runs them (docs/worker.md). This file parses the
  * options and the signals; the worker itself is libbg's bg_worker. */
 #include <getopt.h>
 #include <signal.h>
@@ -42,7 +42,7 @@ static void on_stop(int sig) {
     bg_worker_signal(the_worker, BG_WORKER_STOP);
 }
 
-/* A closed terminal or a careless kill -HUP must not stop the worker (SPEC section 10). */
+/* A closed terminal or a careless kill -HUP must not stop the worker (docs/operations.md#logs). */
 static void on_hangup(int sig) {
     (void)sig;
     bg_worker_signal(the_worker, BG_WORKER_HANGUP);
@@ -110,9 +110,9 @@ static void parse(int argc, char **argv, bg_worker_options *o, bgc_daemon *d, ex
             if (bgc_parse_duration_ms(optarg, &ms) != 0)
                 bad_usage("invalid duration '%s': e.g. 30, 1.5s, 250ms, 5m, 2h, 1d", optarg);
             if (ch == OPT_JOB_TIMEOUT)
-                o->job_timeout_s = ms / 1000;
+                o->job_timeout_ms = ms;
             else
-                o->shutdown_timeout_s = ms / 1000;
+                o->shutdown_timeout_ms = ms;
             break;
         default:
             bgc_daemon_option(d, ch, optarg, argv);

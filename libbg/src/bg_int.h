@@ -247,23 +247,52 @@ int bg__census_has_fiber(const bg__census *c, long long id);
  * to len - 1 bytes; out is "" when there is none. len must be at least 1. */
 void bg__parse_run_id(const char *info, char *out, size_t len);
 
-/* ---- finish.c: the arguments of finish.lua ---- */
+/* ---- finish.c: outcomes, and the arguments of finish.lua ---- */
 
-/* One record of finish.lua (see its header for the outcomes). NULL strings mean "". */
+#define BG__QUEUE_BUF 129 /* a queue name (1 to 128 bytes, docs/schema.md#formats) and its NUL */
+#define BG__MSG_MAX 1024  /* an attempt's msg, at most, in bytes */
+#define BG__ERR_BUF 128   /* an attempt's err, and its NUL */
+#define BG__TIME_BUF 32   /* an attempt's time: ms with three decimals, and its NUL */
+#define BG__RND_SPAN 10   /* a retry's backoff has a random part of rnd 0 to 9 (finish.lua) */
+
+/* What finish.lua does with an attempt (see its header); the names it takes are in finish.c. */
+typedef enum {
+    BG__OUTCOME_OK,       /* completed */
+    BG__OUTCOME_FAIL,     /* failed, retried while att <= rty, else dead */
+    BG__OUTCOME_DEAD,     /* failed, never retried (the job cannot run) */
+    BG__OUTCOME_SHUTDOWN, /* failed, the job back at the head of ready, att down by one */
+    BG__OUTCOME_UNCLAIM,  /* prefetched, never started: attempt deleted, the job back to ready */
+    BG__OUTCOME_VANISH    /* (watcher) its worker vanished: no fin, no time, itr up by one */
+} bg__outcome_kind;
+
+/* One attempt's outcome, from the handler that ran it (or the watcher that judged it) to the
+ * record finish.lua takes: the one struct every caller fills. Empty strings are sent as "". */
 typedef struct {
-    const char *attempt, *queue, *outcome, *time, *err, *msg;
-    int rnd;                           /* 0..9, the random part of the backoff */
-    const char *guard_wrk, *guard_rid; /* act only while the attempt still has these */
-    int max_itr;                       /* for 'vanish' */
-} bg__finish_rec;
+    char attempt[BG_UUID_LEN + 1];
+    char queue[BG__QUEUE_BUF];
+    bg__outcome_kind kind;
+    char time[BG__TIME_BUF]; /* ms with three decimals, "" for none */
+    char err[BG__ERR_BUF];
+    char msg[BG__MSG_MAX + 1];
+    int rnd;     /* 0 to BG__RND_SPAN - 1, the random part of the backoff */
+    int max_itr; /* for BG__OUTCOME_VANISH */
+    /* Act only while the attempt still has these (NULL: no guard), guard_wrk_len and
+     * guard_rid_len bytes long (an owner another program wrote may hold NULs, and the guard
+     * must be all of it; 0 means up to the first NUL). Borrowed until the record is built. */
+    const char *guard_wrk, *guard_rid;
+    size_t guard_wrk_len, guard_rid_len;
+    int refused; /* a worker's: finish.lua refused it (a key of the wrong type), sent again */
+} bg__outcome;
+
+/* The name finish.lua takes for kind ("ok", "fail", ...). */
+const char *bg__outcome_name(bg__outcome_kind kind);
+/* Sets o's kind, err and msg (msg cut to BG__MSG_MAX bytes on a UTF-8 boundary; NULL is ""). */
+void bg__outcome_set(bg__outcome *o, bg__outcome_kind kind, const char *err, const char *msg);
 
 /* Starts finish.lua's arguments: the key prefixes of namespace ns, in the script's order. */
 void bg__finish_args(bg__args *a, const char *ns);
-/* Appends one record. */
-void bg__finish_record(bg__args *a, const bg__finish_rec *r);
-/* Appends one record whose guards are wrk_len and rid_len bytes long (an owner another program
- * wrote may hold NULs, and the guard must be all of it); 0 means up to the first NUL. */
-void bg__finish_record_n(bg__args *a, const bg__finish_rec *r, size_t wrk_len, size_t rid_len);
+/* Appends o as one record. */
+void bg__finish_record(bg__args *a, const bg__outcome *o);
 
 /* What finish.lua did with a record (the elements of its reply). */
 typedef enum {

@@ -1,4 +1,4 @@
-/* exec.c: runs one job's command by the exec protocol of SPEC §6. A supervisor process owns
+/* exec.c: runs one job's command by the exec protocol of docs/worker.md. A supervisor process owns
  * the lifetime of the job's process group; the calling thread feeds stdin, collects stdout
  * and stderr, and turns the way the command ended into an outcome, err and msg. */
 #include <errno.h>
@@ -394,7 +394,7 @@ static void exit_msg(const run_state *r, bg__exec_result *res, int code) {
     size_t len = r->tail_len;
     while (len > 0 && (t[len - 1] == '\n' || t[len - 1] == '\r'))
         len--;
-    /* SPEC §6 writes it "exit N: <stderr tail>", the ": " there even when the tail is empty. */
+    /* docs/worker.md writes it "exit N: <stderr tail>", with the ": " when the tail is empty. */
     bg__fmt(res->msg, sizeof res->msg, "exit %d: ", code);
     if (len == 0)
         return;

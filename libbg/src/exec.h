@@ -1,4 +1,4 @@
-/* exec.h: running one job as an external command with the exec protocol of SPEC §6. */
+/* exec.h: running one job as an external command with the exec protocol of docs/worker.md. */
 #ifndef BG_EXEC_H
 #define BG_EXEC_H
 
