@@ -125,6 +125,7 @@ int main(int argc, char **argv) {
     bg_worker_options o;
     bgc_daemon d;
     extras x = {0};
+    bgc_service service;
     char err[1024];
 
     bg_worker_options_init(&o);
@@ -135,6 +136,7 @@ int main(int argc, char **argv) {
     o.queues = (const char *const *)d.queues;
     o.nqueues = d.nqueues;
     o.log = bgc_logger(&d.log);
+    o.events = bgc_service_events(&service);
 
     bg_worker *w;
     int rc = bg_worker_new(&w, &o, err, sizeof err);

@@ -192,9 +192,10 @@ typedef struct {
     void *ud;
 } bg__notify;
 
-/* Makes tracker's server report every change to a key under prefix to redirect_id (with
- * noloop, except changes tracker makes itself). BG_OK, BG_EACL when refused, BG_EIO. */
-int bg__notify_track(bg__conn *tracker, long long redirect_id, const char *prefix, int noloop);
+/* Makes tracker's server report every change to a key under any of the prefixes to redirect_id
+ * (with noloop, except changes tracker makes itself). BG_OK, BG_EACL when refused, BG_EIO. */
+int bg__notify_track(bg__conn *tracker, long long redirect_id, const char *const *prefixes,
+                     int nprefixes, int noloop);
 
 /* Subscribes n->conn (already open) to the reports. BG_OK or BG_EIO. */
 int bg__notify_subscribe(bg__notify *n);

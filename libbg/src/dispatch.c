@@ -73,11 +73,17 @@ static void fail(bg__outcome *out, const char *err, const char *msg) {
     bg__outcome_set(out, BG__OUTCOME_FAIL, err, msg);
 }
 
+/* Stopped by bg-cli cancel: the job goes dead at once, retries or not (docs/cli.md#cancel). */
+static void canceled(bg__outcome *out) {
+    bg__outcome_set(out, BG__OUTCOME_DEAD, "Canceled", "canceled (bg-cli cancel)");
+}
+
 static void shut_down(bg__outcome *out) {
     bg__outcome_set(out, BG__OUTCOME_SHUTDOWN, "Worker Shutdown", "ended by the worker's shutdown");
 }
 
-static void run_exec(const bg_worker *w, const bg_job *job, const char *command, bg__outcome *out) {
+static void run_exec(const bg_worker *w, const bg_job *job, const char *command,
+                     const atomic_int *cancel, bg__outcome *out) {
     char *owned[NENV];
     char **env = build_env(w, job, owned);
     if (!env) {
@@ -92,6 +98,7 @@ static void run_exec(const bg_worker *w, const bg_job *job, const char *command,
         .env = env,
         .timeout_ms = w->job_timeout_ms,
         .cutoff = &w->cutoff,
+        .cancel = cancel,
         .on_output = bg__log_enabled(&w->log, BG_LOG_DEBUG) ? on_output : NULL,
         .ud = &octx,
     };
@@ -108,6 +115,9 @@ static void run_exec(const bg_worker *w, const bg_job *job, const char *command,
     case BG__EXEC_CUTOFF:
         shut_down(out);
         break;
+    case BG__EXEC_CANCELED:
+        canceled(out);
+        break;
     default:
         fail(out, res.err[0] ? res.err : "ExecError", res.msg);
         break;
@@ -115,7 +125,7 @@ static void run_exec(const bg_worker *w, const bg_job *job, const char *command,
 }
 
 static void run_fn(const bg_worker *w, const bg_job *job, bg_handler_fn fn, void *ud,
-                   const atomic_int *timed_out, bg__outcome *out) {
+                   const atomic_int *timed_out, const atomic_int *cancel, bg__outcome *out) {
     bg_error e;
     memset(&e, 0, sizeof e);
     int rc = fn(job, &e, ud);
@@ -123,6 +133,8 @@ static void run_fn(const bg_worker *w, const bg_job *job, bg_handler_fn fn, void
         out->kind = BG__OUTCOME_OK;
     } else if (atomic_load(&w->cutoff) && atomic_load(job->cancel)) {
         shut_down(out);
+    } else if (atomic_load(cancel)) {
+        canceled(out);
     } else if (atomic_load(timed_out)) {
         char msg[64];
         bg__fmt(msg, sizeof msg, "timed out after %.3f s", w->job_timeout_ms / 1000);
@@ -133,7 +145,7 @@ static void run_fn(const bg_worker *w, const bg_job *job, bg_handler_fn fn, void
 }
 
 void bg__dispatch(const bg_worker *w, const bg_job *job, const atomic_int *timed_out,
-                  bg__outcome *out) {
+                  const atomic_int *canceled, bg__outcome *out) {
     const bg__handler *h = bg__registry_find(&w->reg, job->cls);
     bg_handler_fn fn = NULL;
     void *ud = NULL;
@@ -155,9 +167,9 @@ void bg__dispatch(const bg_worker *w, const bg_job *job, const atomic_int *timed
         bg__fmt(msg, sizeof msg, "no handler for class '%.200s'", job->cls);
         fail(out, "UnknownJobClass", msg);
     } else if (fn) {
-        run_fn(w, job, fn, ud, timed_out, out);
+        run_fn(w, job, fn, ud, timed_out, canceled, out);
     } else {
-        run_exec(w, job, command, out);
+        run_exec(w, job, command, canceled, out);
     }
     bg__fmt(out->time, sizeof out->time, "%.3f", bg__mono_ms() - t0);
 }

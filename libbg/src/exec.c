@@ -335,7 +335,7 @@ static pid_t spawn(run_state *r) {
     return pid;
 }
 
-enum { END_NONE, END_TIMEOUT, END_CUTOFF };
+enum { END_NONE, END_TIMEOUT, END_CUTOFF, END_CANCEL };
 
 /* Polls until the supervisor has reported and the output is drained (or DRAIN_MS have passed
  * since: a process that left the group may hold a pipe open). Returns why we ended it. */
@@ -352,6 +352,8 @@ static int pump(run_state *r) {
         if (why == END_NONE && status_at == 0) {
             if (p->cutoff && atomic_load(p->cutoff))
                 why = END_CUTOFF;
+            else if (p->cancel && atomic_load(p->cancel))
+                why = END_CANCEL;
             else if (p->timeout_ms > 0 && now - start >= p->timeout_ms)
                 why = END_TIMEOUT;
             if (why != END_NONE) {
@@ -421,6 +423,9 @@ static void fill_result(const run_state *r, int why, bg__exec_result *res) {
     } else if (why == END_CUTOFF) {
         set_res(res, BG__EXEC_CUTOFF, "");
         bg__fmt(res->msg, sizeof res->msg, "cut off at the worker's shutdown");
+    } else if (why == END_CANCEL) {
+        set_res(res, BG__EXEC_CANCELED, "Canceled");
+        bg__fmt(res->msg, sizeof res->msg, "canceled (bg-cli cancel)");
     } else if (why == END_TIMEOUT) {
         set_res(res, BG__EXEC_FAILED, "Timeout");
         bg__fmt(res->msg, sizeof res->msg, "timed out after %g s", r->p->timeout_ms / 1000);

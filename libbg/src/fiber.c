@@ -106,6 +106,14 @@ static int watch_job(bg__fiber *f, const bg__claimed *c, bg__outcome *out) {
         }
         if (atomic_load(&w->cutoff))
             atomic_store(&r->cancel, 1);
+        unsigned g = atomic_load(&w->cancels.gen);
+        if (g != f->cancel_seen) {
+            f->cancel_seen = g;
+            if (bg__cancels_has(&w->cancels, c->attempt)) {
+                atomic_store(&r->canceled, 1);
+                atomic_store(&r->cancel, 1);
+            }
+        }
         tend_conn(f, ran);
     }
     atomic_store(&f->busy, 0);
@@ -119,14 +127,18 @@ static void queue_outcome(bg__fiber *f, const bg__claimed *c, const bg__outcome 
     bg__fmt(p->attempt, sizeof p->attempt, "%s", c->attempt);
     bg__fmt(p->queue, sizeof p->queue, "%s", c->queue);
     p->rnd = (int)(rand_r(&f->seed) % BG__RND_SPAN);
-    /* The log shows two decimals, as docs/operations.md#logs shows; the attempt keeps three. */
+    /* The log shows two decimals, as docs/operations.md#logs shows; the attempt keeps three.
+     * JSON lines get the job's fields apart; a failure is a warning that names the job. */
     double ms = strtod(out->time, NULL);
-    if (out->kind == BG__OUTCOME_OK)
-        bg__log(&f->w->log, BG_LOG_DEBUG, BG__ROLE, "[%s] Completed %s in %.2f ms", c->attempt,
-                c->cls, ms);
+    int ok = out->kind == BG__OUTCOME_OK;
+    bg_log_fields lf = {c->job, c->attempt, c->cls, c->queue, ok ? NULL : out->err, ms};
+    if (ok)
+        bg__log_job(&f->w->log, BG_LOG_DEBUG, BG__ROLE, &lf, "[%s] Completed %s in %.2f ms",
+                    c->attempt, c->cls, ms);
     else
-        bg__log(&f->w->log, BG_LOG_INFO, BG__ROLE, "[%s] Failed %s in %.2f ms: %s: %s", c->attempt,
-                c->cls ? c->cls : "(invalid job)", ms, out->err, out->msg);
+        bg__log_job(&f->w->log, BG_LOG_WARN, BG__ROLE, &lf,
+                    "[%s] Failed %s (job %s) in %.2f ms: %s: %s", c->attempt,
+                    c->cls ? c->cls : "(invalid job)", c->job, ms, out->err, out->msg);
 }
 
 /* Runs batch[pos] and queues its outcome. Returns the time it took, or -1 when the fiber must
@@ -140,6 +152,10 @@ static double run_one(bg__fiber *f) {
         /* re-owned too late: a watcher failed it while the connection was down */
     } else if (c->invalid) {
         bg__outcome_set(&out, BG__OUTCOME_DEAD, "InvalidJob", c->invalid);
+        bg__fmt(out.time, sizeof out.time, "0.000");
+    } else if (bg__cancels_has(&f->w->cancels, c->attempt)) {
+        /* Canceled while it waited behind another job of its batch: it never starts. */
+        bg__outcome_set(&out, BG__OUTCOME_DEAD, "Canceled", "canceled (bg-cli cancel)");
         bg__fmt(out.time, sizeof out.time, "0.000");
     } else if (!watch_job(f, c, &out)) {
         f->pos++; /* its strings stay: the runner may still read them */
@@ -217,7 +233,16 @@ static double claim_next(bg__fiber *f, int slow, double backoff) {
     }
     want = want > room ? room : want;
     f->pos = f->nbatch = 0;
-    int got = bg__fiber_round_trip(f, want);
+    int got = bg__fiber_read_paused(f) == BG_OK ? 0 : -1;
+    if (got == 0 && f->nskip == (int)w->nqueues) {
+        /* Every queue is paused: record what is pending, and wait for a resume. */
+        if (f->npending)
+            bg__fiber_round_trip(f, 0);
+        wait_for_work(w, gen0);
+        return 0;
+    }
+    if (got == 0)
+        got = bg__fiber_round_trip(f, want);
     if (got < 0) {
         /* After a failed claim (an error, a lost reply) the next asks for one job. A claim that
          * fails every time (a reply Redis will not send, a script error) must not turn into a
@@ -288,7 +313,12 @@ int bg__fiber_start(bg_worker *w, int index, bg__fiber **out) {
     f->conn.id = -1;
     f->prefetch = 1;
     f->seed = (unsigned)(getpid() ^ (index * 7919) ^ (unsigned)bg__wall_ms());
+    if (!(f->skip = calloc(w->nqueues, 1))) {
+        free(f);
+        return BG_ENOMEM;
+    }
     if (bg__runner_start(&f->run, w) != BG_OK) {
+        free(f->skip);
         free(f);
         return BG_ESYS;
     }
@@ -303,6 +333,7 @@ int bg__fiber_start(bg_worker *w, int index, bg__fiber **out) {
     }
     if (rc != 0) {
         bg__runner_end(&f->run);
+        free(f->skip);
         free(f);
         return BG_ESYS;
     }
@@ -323,6 +354,7 @@ int bg__fiber_free(bg__fiber *f) {
         return 0;
     for (int i = 0; i < BG__PREFETCH_MAX; i++)
         bg__fiber_free_claimed(&f->batch[i]);
+    free(f->skip);
     free(f);
     return 1;
 }

@@ -238,3 +238,36 @@ int bg__fiber_connect_loop(bg__fiber *f) {
     }
     return BG_EIO;
 }
+
+int bg__fiber_read_paused(bg__fiber *f) {
+    bg_worker *w = f->w;
+    unsigned gen = atomic_load(&w->paused_gen);
+    if (f->paused_read && gen == f->paused_seen)
+        return BG_OK;
+    if (bg__fiber_connect_loop(f) != BG_OK)
+        return BG_EIO;
+    const char *argv[] = {"SMEMBERS", w->key_prefix[BG__K_PAUSED]};
+    redisReply *r = bg__conn_cmd(&f->conn, 2, argv, NULL);
+    if (!r)
+        return BG_EIO;
+    memset(f->skip, 0, w->nqueues);
+    f->nskip = 0;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++)
+            for (size_t q = 0; q < w->nqueues; q++)
+                if (r->element[i]->type == REDIS_REPLY_STRING && !f->skip[q] &&
+                    strcmp(r->element[i]->str, w->queues[q]) == 0) {
+                    f->skip[q] = 1;
+                    f->nskip++;
+                }
+    } else {
+        const char *key = w->key_prefix[BG__K_PAUSED];
+        bg__fiber_finding(f, BG_LOG_WARN, key, strlen(key),
+                          "key '%s' cannot be read (%s): no queue counts as paused", key,
+                          r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    }
+    freeReplyObject(r);
+    f->paused_seen = gen;
+    f->paused_read = 1;
+    return BG_OK;
+}

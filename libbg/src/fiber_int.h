@@ -66,6 +66,7 @@ typedef struct {
     bg__outcome out;
     atomic_int cancel;    /* the running in-process job should stop */
     atomic_int timed_out; /* ...because it passed --job-timeout */
+    atomic_int canceled;  /* ...because bg-cli cancel asked (exec children see it too) */
 } bg__runner;
 
 struct bg__fiber {
@@ -88,6 +89,11 @@ struct bg__fiber {
     bg_uuid limbo[BG__PREFETCH_MAX]; /* attempt UUIDs of a claim whose reply was lost */
     int nlimbo;
     unsigned seed;         /* for the backoff's random part */
+    unsigned char *skip;   /* per queue of w: 1 when it is paused (NS:paused) */
+    int nskip;             /* how many are */
+    unsigned paused_seen;  /* w->paused_gen when skip was read; skip is stale when it moved */
+    int paused_read;       /* skip was read at least once */
+    unsigned cancel_seen;  /* w->cancels.gen when the running job was last looked for */
     double redial_at_ms;   /* while a job runs: when to try to reconnect next */
     double redial_wait_ms; /* ...and the wait after that, doubling */
 };
@@ -116,6 +122,11 @@ int bg__fiber_connect_loop(bg__fiber *f);
 void bg__fiber_rename(bg__fiber *f);
 /* Hands back whatever a claim whose reply was lost took. BG_OK once nothing is in limbo. */
 int bg__fiber_settle_limbo(bg__fiber *f);
+
+/* Reads NS:paused when it may have changed (or never was), into f->skip. A set of the wrong type
+ * is logged (rate-limited) and counts as no queue paused. BG_OK, or BG_EIO when the connection
+ * failed. */
+int bg__fiber_read_paused(bg__fiber *f);
 
 /* ---- fiber_trip.c ---- */
 

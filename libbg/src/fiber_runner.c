@@ -19,7 +19,7 @@ static void *runner_main(void *arg) {
         pthread_mutex_unlock(&r->mu);
         bg__outcome out;
         memset(&out, 0, sizeof out);
-        bg__dispatch(r->w, &job, &r->timed_out, &out);
+        bg__dispatch(r->w, &job, &r->timed_out, &r->canceled, &out);
         pthread_mutex_lock(&r->mu);
         r->out = out;
         r->state = BG__RUNNER_DONE;
@@ -50,6 +50,7 @@ void bg__runner_hand(bg__runner *r, const bg_job *job) {
     pthread_mutex_lock(&r->mu);
     atomic_store(&r->cancel, 0);
     atomic_store(&r->timed_out, 0);
+    atomic_store(&r->canceled, 0);
     r->job = *job;
     r->job.cancel = &r->cancel;
     r->state = BG__RUNNER_BUSY;

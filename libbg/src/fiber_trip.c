@@ -28,9 +28,11 @@ static void claim_args(bg__fiber *f, bg__args *a, int n) {
     bg__args_ll(a, w->retries);
     bg__args_ll(a, BG__ARG_MAX);
     bg__args_ll(a, BG__CLAIM_BYTES);
-    bg__args_ll(a, (long long)w->nqueues);
+    /* A paused queue is left out of the claim (docs/cli.md#pause-and-resume). */
+    bg__args_ll(a, (long long)w->nqueues - f->nskip);
     for (size_t i = 0; i < w->nqueues; i++)
-        bg__args_str(a, w->queues[i]);
+        if (!f->skip[i])
+            bg__args_str(a, w->queues[i]);
     bg__uuid_fill(f->limbo, (size_t)n);
     for (int i = 0; i < n; i++)
         bg__args_str(a, f->limbo[i]);

@@ -202,7 +202,8 @@ static int connect_all(bg_watcher *w) {
     w->sub.ud = w;
     if (bg__notify_subscribe(&w->sub) != BG_OK)
         return BG_EIO;
-    if (bg__notify_track(&w->conn, w->sub.conn.id, w->key_prefix[BG__K_SCHEDULED], 1) == BG_EACL)
+    const char *prefix[] = {w->key_prefix[BG__K_SCHEDULED]};
+    if (bg__notify_track(&w->conn, w->sub.conn.id, prefix, 1, 1) == BG_EACL)
         bg__log(&w->log, BG_LOG_WARN, ROLE, "%s: scheduled jobs are looked at every interval only",
                 w->conn.err);
     return bg__conn_ok(&w->conn) ? BG_OK : BG_EIO;

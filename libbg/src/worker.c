@@ -80,6 +80,7 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     w->job_timeout_ms = o->job_timeout_ms;
     w->shutdown_timeout_ms = o->shutdown_timeout_ms;
     w->log = o->log;
+    w->events = o->events;
     if (!w->ns || !w->url_str || !w->url_masked || !w->queues || !w->queue_list) {
         bg_worker_free(w);
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
@@ -96,6 +97,7 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     for (int k = 0; k < BG__K_COUNT; k++)
         bg__key(w->key_prefix[k], sizeof w->key_prefix[k], w->ns, (bg__key_kind)k, "");
     pthread_mutex_init(&w->mu, NULL);
+    bg__cancels_init(&w->cancels);
     pthread_cond_init(&w->cv, NULL);
     *out = w;
     return BG_OK;
@@ -165,7 +167,29 @@ typedef struct {
     int down_logged;
     int warned_policy;
     double next_try_ms, delay_ms;
+    int told_ready;    /* BG_EVENT_READY was sent */
+    double healthy_at; /* when BG_EVENT_HEALTHY was last sent (monotonic ms) */
 } main_state;
+
+/* Tells the program the worker serves (READY the first time), with what. */
+static void tell_serving(bg_worker *w, main_state *m) {
+    if (!m->told_ready) {
+        m->told_ready = 1;
+        bg__event(&w->events, BG_EVENT_READY, NULL);
+    }
+    bg__event(&w->events, BG_EVENT_STATUS, "%s queues %s with %d fibers",
+              atomic_load(&w->quiet) ? "quiet: taking no jobs from" : "serving", w->queue_list,
+              w->concurrency);
+}
+
+/* HEALTHY about once a second, while the main connection is up and answers its PINGs. */
+static void tell_health(bg_worker *w, main_state *m) {
+    double now = bg__mono_ms();
+    if (!bg__conn_ok(&m->n.conn) || m->n.hung || now - m->healthy_at < 1000)
+        return;
+    m->healthy_at = now;
+    bg__event(&w->events, BG_EVENT_HEALTHY, NULL);
+}
 
 /* Warns once when Redis may evict keys: an evicted job hash or list is a lost job. */
 static void check_policy(bg_worker *w, main_state *m) {
@@ -187,9 +211,23 @@ static void check_policy(bg_worker *w, main_state *m) {
         freeReplyObject(r);
 }
 
+/* A key Redis reported as changed: a pause or resume (fibers read NS:paused again), or a cancel
+ * request (fibers look for its attempt). A ready list's change needs nothing here: every report
+ * wakes the idle fibers. */
+static void saw_key(void *ud, const char *key, size_t len) {
+    bg_worker *w = ud;
+    const char *paused = w->key_prefix[BG__K_PAUSED], *cancel = w->key_prefix[BG__K_CANCEL];
+    size_t np = strlen(paused), nc = strlen(cancel);
+    if (len == np && memcmp(key, paused, np) == 0)
+        atomic_fetch_add(&w->paused_gen, 1);
+    else if (len > nc && memcmp(key, cancel, nc) == 0)
+        bg__cancels_add(&w->cancels, key + nc, len - nc);
+}
+
 /* Connects the main connection, registers the queues, and subscribes it to Redis's reports of
- * changes to ready lists: that is how an idle worker blocks in Redis on several lists at once
- * without popping (docs/claim.md). */
+ * changes to ready lists, NS:paused and cancel requests: that is how an idle worker blocks in
+ * Redis on several lists at once without popping (docs/claim.md), and how a pause, a resume or
+ * a cancel reaches it within milliseconds. */
 static int main_connect(bg_worker *w, main_state *m) {
     char name[512], role[400];
     bg__conn *c = &m->n.conn;
@@ -212,7 +250,13 @@ static int main_connect(bg_worker *w, main_state *m) {
     if (r)
         freeReplyObject(r);
 
-    if (bg__notify_track(c, c->id, w->key_prefix[BG__K_READY], 0) == BG_EACL)
+    const char *prefixes[] = {w->key_prefix[BG__K_READY], w->key_prefix[BG__K_PAUSED],
+                              w->key_prefix[BG__K_CANCEL]};
+    m->n.on_key = saw_key;
+    m->n.ud = w;
+    /* Reports sent while the connection was down are lost: the paused set is read anew. */
+    atomic_fetch_add(&w->paused_gen, 1);
+    if (bg__notify_track(c, c->id, prefixes, 3, 0) == BG_EACL)
         bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "%s: idle fibers will look for jobs every second",
                 c->err);
     if (bg__notify_subscribe(&m->n) != BG_OK)
@@ -230,6 +274,7 @@ static void main_poll(bg_worker *w, main_state *m, int wait_ms) {
         /* docs/operations.md#logs: connection lost and restored are Info, and said once. */
         bg__log(&w->log, BG_LOG_INFO, BG__ROLE,
                 "lost the connection to Redis at %s: it stopped answering", w->url_masked);
+        bg__event(&w->events, BG_EVENT_STATUS, "lost the connection to Redis at %s", w->url_masked);
         m->down_logged = 1;
     }
 }
@@ -242,9 +287,12 @@ static void main_keepalive(bg_worker *w, main_state *m) {
         return;
     if (atomic_load(&w->main_id) > 0) {
         atomic_store(&w->main_id, 0);
-        if (!m->down_logged)
+        if (!m->down_logged) {
             bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "lost the connection to Redis at %s",
                     w->url_masked);
+            bg__event(&w->events, BG_EVENT_STATUS, "lost the connection to Redis at %s",
+                      w->url_masked);
+        }
         m->down_logged = 1;
         m->delay_ms = BG__REDIAL_MS;
         m->next_try_ms = now;
@@ -262,6 +310,7 @@ static void main_keepalive(bg_worker *w, main_state *m) {
     m->down_logged = 0;
     atomic_store(&w->main_id, m->n.conn.id);
     bg__fibers_wake(w);
+    tell_serving(w, m);
 }
 
 /* ---- the fibers ---- */
@@ -318,6 +367,8 @@ static int start(bg_worker *w, run_state *s, char *errbuf, size_t errlen) {
     }
     if (rc != BG_OK) {
         bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "%s; retrying", s->m.n.conn.err);
+        bg__event(&w->events, BG_EVENT_STATUS, "no connection to Redis at %s: %s", w->url_masked,
+                  s->m.n.conn.err);
         s->m.down_logged = 1;
     } else {
         atomic_store(&w->main_id, s->m.n.conn.id);
@@ -328,6 +379,8 @@ static int start(bg_worker *w, run_state *s, char *errbuf, size_t errlen) {
         atomic_store(&w->req_halt, 1);
         bg__fibers_wake(w);
         bg__conn_close(&s->m.n.conn);
+    } else if (atomic_load(&w->main_id) > 0) {
+        tell_serving(w, &s->m);
     }
     return rc;
 }
@@ -347,6 +400,8 @@ static int take_requests(bg_worker *w, run_state *s, double now) {
         atomic_store(&w->stopping, 1);
         s->stop_at = now;
         bg__fibers_wake(w);
+        bg__event(&w->events, BG_EVENT_STOPPING, NULL);
+        bg__event(&w->events, BG_EVENT_STATUS, "stopping: waiting for running jobs");
     }
     if (atomic_exchange(&w->req_hangup, 0) > 0)
         bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "SIGHUP ignored");
@@ -355,6 +410,8 @@ static int take_requests(bg_worker *w, run_state *s, double now) {
         atomic_store(&w->quiet, q);
         bg__log(&w->log, BG_LOG_INFO, BG__ROLE, q ? "quiet: taking no new jobs" : "resumed");
         bg__fibers_wake(w);
+        if (atomic_load(&w->main_id) > 0)
+            tell_serving(w, &s->m);
     }
     return 0;
 }
@@ -397,6 +454,8 @@ int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
         double now = bg__mono_ms();
         if (take_requests(w, &s, now)) {
             bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "stopping now");
+            if (!atomic_load(&w->stopping))
+                bg__event(&w->events, BG_EVENT_STOPPING, NULL);
             bg__conn_close(&s.m.n.conn);
             return 1;
         }
@@ -404,6 +463,7 @@ int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
             break;
         main_keepalive(w, &s.m);
         bg__heartbeat_beat(w, &s.hb);
+        tell_health(w, &s.m);
         main_wait(w, &s.m);
     }
     free_fibers(w);
@@ -434,6 +494,7 @@ void bg_worker_free(bg_worker *w) {
     free(w->url_masked);
     bg__url_clear(&w->url);
     pthread_mutex_destroy(&w->mu);
+    bg__cancels_destroy(&w->cancels);
     pthread_cond_destroy(&w->cv);
     bg__ratelimit_destroy(&w->findings);
     free(w);

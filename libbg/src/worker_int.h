@@ -79,6 +79,24 @@ struct bg_error {
     char msg[BG__MSG_MAX + 1];
 };
 
+/* ---- cancels.c: the cancel requests heard ---- */
+
+#define BG__CANCELS_MAX 64
+
+typedef struct {
+    pthread_mutex_t mu; /* guards ids and next */
+    bg_uuid ids[BG__CANCELS_MAX];
+    int next;
+    atomic_uint gen; /* bumped with each request: a fiber looks again only when it moved */
+} bg__cancels;
+
+void bg__cancels_init(bg__cancels *c);
+void bg__cancels_destroy(bg__cancels *c);
+/* Adds the attempt UUID (len bytes) of a request; anything not UUID-long is ignored. */
+void bg__cancels_add(bg__cancels *c, const char *attempt, size_t len);
+/* 1 when a request for attempt was heard. */
+int bg__cancels_has(bg__cancels *c, const char *attempt);
+
 /* ---- the worker ---- */
 
 typedef struct bg__fiber bg__fiber;
@@ -97,6 +115,7 @@ struct bg_worker {
     double job_timeout_ms;
     double shutdown_timeout_ms;
     bg_logger log;
+    bg_events events;
     bg_registry reg;
     void **plugins;
     size_t nplugins;
@@ -118,6 +137,8 @@ struct bg_worker {
     pthread_mutex_t mu; /* guards gen and the wake-up condition */
     pthread_cond_t cv;
     unsigned long long gen; /* bumped on every ready-list change Redis reports */
+    atomic_uint paused_gen; /* bumped when NS:paused may have changed: fibers read it again */
+    bg__cancels cancels;    /* attempts bg-cli cancel asked to stop */
 
     bg__fiber **fibers;     /* concurrency of them; NULL until started */
     bg__ratelimit findings; /* bad keys and junk met in Redis, logged once a minute each */
@@ -142,8 +163,10 @@ int bg__fiber_free(bg__fiber *f);
 
 /* Runs one job on the calling thread (a fiber's runner): picks its handler (docs/worker.md,
  * Dispatch), runs it, and fills out's kind, time, err and msg. *timed_out says, when the
- * handler returns after job->cancel turned, that the job passed --job-timeout. */
+ * handler returns after job->cancel turned, that the job passed --job-timeout; *canceled
+ * that bg-cli cancel asked for it (an exec child is then ended too): the outcome is dead,
+ * err Canceled. */
 void bg__dispatch(const bg_worker *w, const bg_job *job, const atomic_int *timed_out,
-                  bg__outcome *out);
+                  const atomic_int *canceled, bg__outcome *out);
 
 #endif

@@ -31,6 +31,10 @@ typedef struct {
     double job_timeout_ms;      /* past it a job is ended (err Timeout); 0 (the default): never. */
     double shutdown_timeout_ms; /* how long a stop waits for running jobs; default 25000. */
     bg_logger log;              /* where log lines go; called from every worker thread. */
+    bg_events events;           /* READY once Redis answers and the fibers run, HEALTHY about once a
+                                   second while the main connection answers, STATUS on connection loss
+                                   and return, quiet and resume, STOPPING at a stop; on the thread of
+                                   bg_worker_run(). */
 } bg_worker_options;
 
 /* A worker. Opaque; created by bg_worker_new(), freed by bg_worker_free(). */
