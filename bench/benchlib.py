@@ -639,9 +639,9 @@ def load_history(tools, srv, scheduled, completed, queues, first=0):
 
 def watcher_ticks(tools, srv, tmp, seconds, interval="0.1", queues=None):
     """Runs a bg-watcher at -i interval (on the given queues, else on all it finds) for a second
-    to settle, then `seconds` more; returns
-    the ticks (its MULTI snapshots) in that window and the CPU per tick, in us, of the watcher
-    and of redis-server."""
+    to settle, then `seconds` more; returns the ticks (its MULTI snapshots) in that window, the
+    CPU per tick, in us, of the watcher and of redis-server, and the three commands that took
+    most of Redis's time in it (us and calls a tick)."""
     r = srv.client()
     log = open(os.path.join(tmp, "watcher-ticks.log"), "wb")
     args = [tools["bg-watcher"], "-r", srv.url, "-n", NS, "-i", interval]
@@ -652,18 +652,22 @@ def watcher_ticks(tools, srv, tmp, seconds, interval="0.1", queues=None):
         time.sleep(1)
         if watcher.poll() is not None:
             raise SetupError(f"bg-watcher exited with status {watcher.returncode}")
-        m0 = commandstats(r).get("multi", (0, 0))[0]
+        s0 = commandstats(r)
         c0, w0 = redis_cpu(r), cpu_seconds(watcher.pid)
         time.sleep(seconds)
-        m1 = commandstats(r).get("multi", (0, 0))[0]
+        s1 = commandstats(r)
         c1, w1 = redis_cpu(r), cpu_seconds(watcher.pid)
     finally:
         if watcher.poll() is None:
             watcher.send_signal(signal.SIGTERM)
             watcher.wait(30)
         log.close()
-    ticks = max(1, m1 - m0)
-    return ticks, (w1 - w0) * 1e6 / ticks, (c1 - c0) * 1e6 / ticks
+    cmds = stats_delta(s0, s1)
+    ticks = max(1, cmds.get("multi", (0, 0))[0])
+    top = sorted(((u / ticks, c, cmd) for cmd, (c, u) in cmds.items()), reverse=True)[:3]
+    return {"ticks": ticks, "watcher_us": (w1 - w0) * 1e6 / ticks,
+            "redis_us": (c1 - c0) * 1e6 / ticks,
+            "top": [(cmd, us, c / ticks) for us, c, cmd in top]}
 
 
 def percentile(sorted_vals, q):
