@@ -334,13 +334,12 @@ void bg__fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(
 
 /* ---- log.c ---- */
 
-/* Formats and hands a line to the logger, when its level is enabled. */
-void bg__log(const bg_logger *l, bg_log_level level, const char *role, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* bg__log() of an event about one job, with its fields for sinks that write them apart. */
+/* Formats and hands a line to the logger, when its level is enabled, with the fields of the job
+ * it is about (NULL for an event about no job) for sinks that write them apart. */
 void bg__log_job(const bg_logger *l, bg_log_level level, const char *role,
                  const bg_log_fields *fields, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+#define bg__log(l, level, role, ...) bg__log_job(l, level, role, NULL, __VA_ARGS__)
 int bg__log_enabled(const bg_logger *l, bg_log_level level);
 /* Tells ev's program of an event, with a text formatted from fmt (NULL for ""). */
 void bg__event(const bg_events *ev, bg_event event, const char *fmt, ...)

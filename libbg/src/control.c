@@ -58,9 +58,7 @@ int bg_job_cancel(bg_client *c, const char *job, bg_cancel_result *what, bg_uuid
         attempt[0] = '\0';
     if (!c)
         return BG_EINVAL;
-    if (!job || !*job)
-        return bg__client_fail(c, BG_EINVAL, "no job given");
-    if ((rc = bg__client_ensure(c)) != BG_OK)
+    if ((rc = bg__client_start_job(c, job)) != BG_OK)
         return rc;
     bg__key(jobs, sizeof jobs, c->ns, BG__K_JOBS, "");
     bg__key(ready, sizeof ready, c->ns, BG__K_READY, "");
