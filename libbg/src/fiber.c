@@ -132,13 +132,14 @@ static void queue_outcome(bg__fiber *f, const bg__claimed *c, const bg__outcome 
     double ms = strtod(out->time, NULL);
     int ok = out->kind == BG__OUTCOME_OK;
     bg_log_fields lf = {c->job, c->attempt, c->cls, c->queue, ok ? NULL : out->err, ms};
+    /* A job cut off by the shutdown goes back to ready unharmed: not a failure to look at. */
+    bg_log_level level = out->kind == BG__OUTCOME_SHUTDOWN ? BG_LOG_INFO : BG_LOG_WARN;
     if (ok)
         bg__log_job(&f->w->log, BG_LOG_DEBUG, BG__ROLE, &lf, "[%s] Completed %s in %.2f ms",
                     c->attempt, c->cls, ms);
     else
-        bg__log_job(&f->w->log, BG_LOG_WARN, BG__ROLE, &lf,
-                    "[%s] Failed %s (job %s) in %.2f ms: %s: %s", c->attempt,
-                    c->cls ? c->cls : "(invalid job)", c->job, ms, out->err, out->msg);
+        bg__log_job(&f->w->log, level, BG__ROLE, &lf, "[%s] Failed %s (job %s) in %.2f ms: %s: %s",
+                    c->attempt, c->cls ? c->cls : "(invalid job)", c->job, ms, out->err, out->msg);
 }
 
 /* Runs batch[pos] and queues its outcome. Returns the time it took, or -1 when the fiber must
