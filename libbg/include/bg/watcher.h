@@ -33,6 +33,7 @@ typedef struct {
     double retain_failed_ms;    /* default 7 d */
     double retain_dead_ms;      /* default 180 d */
     bg_logger log;
+    bg_tls_options tls; /* for a rediss:// URL (bg/client.h) */
 } bg_watcher_options;
 
 /* Fills opts with the defaults above. Never fails. */

@@ -21,6 +21,7 @@ typedef struct {
     double job_timeout_s;      /* 0 (the default): no job timeout. */
     double shutdown_timeout_s; /* default 25. */
     bg_logger log;
+    bg_tls_options tls; /* for a rediss:// URL (bg/client.h) */
 } bg_worker_options;
 
 typedef struct bg_worker bg_worker;
