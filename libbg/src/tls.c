@@ -44,6 +44,8 @@ struct bg__tls_link {
     pump_buf up, down;         /* hiredis to Redis, Redis to hiredis */
     int want_read, want_write; /* what OpenSSL waits for on net */
     int net_eof;               /* the TLS side ended: hand hiredis what is left, then close */
+    int asked_cert;            /* the server asked for a client certificate, and got none */
+    int heard;                 /* the server sent data since the handshake */
     /* Under mu: */
     int refs;
     char why[256];
@@ -56,6 +58,8 @@ static int nlinks, caplinks, running;
 static int wake[2] = {-1, -1};
 
 /* ---- the setup: one SSL_CTX a handle ---- */
+
+static int no_client_cert(SSL *ssl, X509 **x509, EVP_PKEY **pkey);
 
 /* The first OpenSSL error in the thread's queue, in words, or dflt. */
 static const char *ssl_reason(const char *dflt) {
@@ -99,6 +103,7 @@ int bg__tls_new(bg__tls **out, const bg_tls_options *t, char *err, size_t errlen
     }
     SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_client_cert_cb(tls->ctx, no_client_cert);
     /* A server that goes away without a close_notify (killed, restarted) is a lost connection,
      * as on plaintext, not a TLS error. */
     SSL_CTX_set_options(tls->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -152,7 +157,8 @@ static void handshake_error(SSL *ssl, int ret, char *err, size_t errlen) {
     if (vr != X509_V_OK)
         bg__fmt(err, errlen, "TLS: certificate verify failed: %s",
                 X509_verify_cert_error_string(vr));
-    else if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
+    else if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+             (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK)))
         bg__fmt(err, errlen, "TLS handshake: Redis did not answer in time");
     else if (e == SSL_ERROR_SSL)
         bg__fmt(err, errlen, "TLS handshake: %s", ssl_reason("failed"));
@@ -160,6 +166,18 @@ static void handshake_error(SSL *ssl, int ret, char *err, size_t errlen) {
         bg__fmt(err, errlen, "TLS handshake: %s", strerror(errno));
     else
         bg__fmt(err, errlen, "TLS handshake: the server closed the connection (is it a TLS port?)");
+}
+
+/* Called when the server asks for a client certificate and none is set: none is sent, and the
+ * link remembers it, so a server that requires one (TLS 1.3 says so only after the handshake,
+ * by closing) is reported as such. */
+static int no_client_cert(SSL *ssl, X509 **x509, EVP_PKEY **pkey) {
+    bg__tls_link *l = SSL_get_app_data(ssl);
+    (void)x509;
+    (void)pkey;
+    if (l)
+        l->asked_cert = 1;
+    return 0;
 }
 
 static int handshake(SSL *ssl, const bg__tls *t, const char *host, int fd, int timeout_ms,
@@ -230,6 +248,7 @@ int bg__tls_connect(const bg__tls *t, const char *host, int fd, int timeout_ms, 
         bg__fmt(err, errlen, "out of memory");
         goto fail;
     }
+    SSL_set_app_data(l->ssl, l);
     if (handshake(l->ssl, t, host, fd, timeout_ms, err, errlen) != 0)
         goto fail;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -281,8 +300,13 @@ void bg__tls_link_release(bg__tls_link *l) {
 /* ---- the pump thread ---- */
 
 static void set_why(bg__tls_link *l, const char *why) {
+    /* A server that asked for a certificate and closed before its first reply wanted one: the
+     * alert that says so may be lost to the reset that follows it. */
+    if (l->asked_cert && !l->heard)
+        why = "the server requires a client certificate (--tls-cert and --tls-key)";
     pthread_mutex_lock(&mu);
-    bg__fmt(l->why, sizeof l->why, "TLS: %s", why);
+    if (why)
+        bg__fmt(l->why, sizeof l->why, "TLS: %s", why);
     pthread_mutex_unlock(&mu);
 }
 
@@ -296,10 +320,10 @@ static int ssl_retry(bg__tls_link *l, int ret) {
         l->want_write = 1;
         return 1;
     case SSL_ERROR_ZERO_RETURN:
-        return 0;
     case SSL_ERROR_SYSCALL:
-        /* A reset or a failed keepalive is a lost connection, said by hiredis as on
+        /* A close, a reset or a failed keepalive is a lost connection, said by hiredis as on
          * plaintext. */
+        set_why(l, NULL);
         return 0;
     default:
         set_why(l, ssl_reason("connection broken"));
@@ -340,7 +364,7 @@ static int pump_down(bg__tls_link *l) {
         errno = 0;
         int n = SSL_read(l->ssl, l->down.buf, sizeof l->down.buf);
         if (n > 0)
-            l->down.len = (size_t)n, l->down.off = 0, moved = 1;
+            l->down.len = (size_t)n, l->down.off = 0, moved = l->heard = 1;
         else if (!ssl_retry(l, n))
             l->net_eof = 1;
     }
