@@ -148,7 +148,14 @@ static int set_peer(SSL *ssl, const bg__tls *t, const char *host) {
     unsigned char addr[16];
     if (inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1)
         return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
-    return SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
+    /* SNI takes a mutable string (OpenSSL's macro casts the const away); a DNS name is at most
+     * 253 bytes. */
+    char sni[256];
+    if (strlen(name) >= sizeof sni)
+        return 0;
+    memcpy(sni, name, strlen(name) + 1);
+    return SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, sni) == 1 &&
+           SSL_set1_host(ssl, name) == 1;
 }
 
 static void handshake_error(SSL *ssl, int ret, char *err, size_t errlen) {

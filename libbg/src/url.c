@@ -204,6 +204,10 @@ int bg__url_tls_check(const bg__url *u, const bg_tls_options *t, char *err, size
             return BG_EINVAL;
         }
     }
+    if (t->server_name && strlen(t->server_name) > 253) {
+        bg__fmt(err, errlen, "the TLS server name is longer than a host name can be (253)");
+        return BG_EINVAL;
+    }
     for (const char *p = t->server_name; p && *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr(".-_:", *p)) {
             bg__fmt(err, errlen, "the TLS server name holds a character a host name cannot");
