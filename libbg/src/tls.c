@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -41,7 +42,6 @@ struct bg__tls_link {
     SSL *ssl;
     int net;                   /* the TLS socket, non-blocking */
     int plain;                 /* the pump's end of the socketpair, non-blocking */
-    pump_buf up, down;         /* hiredis to Redis, Redis to hiredis */
     int want_read, want_write; /* what OpenSSL waits for on net */
     int net_eof;               /* the TLS side ended: hand hiredis what is left, then close */
     int asked_cert;            /* the server asked for a client certificate, and got none */
@@ -49,6 +49,8 @@ struct bg__tls_link {
     /* Under mu: */
     int refs;
     char why[256];
+    /* Last: bg__tls_connect() zeroes what comes before, and only the counts of these. */
+    pump_buf up, down; /* hiredis to Redis, Redis to hiredis */
 };
 
 /* The pump: every link of the process, served by one thread that runs while there is any. */
@@ -107,7 +109,8 @@ int bg__tls_new(bg__tls **out, const bg_tls_options *t, char *err, size_t errlen
     /* A server that goes away without a close_notify (killed, restarted) is a lost connection,
      * as on plaintext, not a TLS error. */
     SSL_CTX_set_options(tls->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_mode(tls->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(tls->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                   SSL_MODE_RELEASE_BUFFERS);
     ERR_clear_error();
     int rc = load_files(tls->ctx, t, err, errlen);
     ERR_clear_error();
@@ -248,8 +251,13 @@ static int pump_add(bg__tls_link *l) {
 int bg__tls_connect(const bg__tls *t, const char *host, int fd, int timeout_ms, bg__tls_link **link,
                     char *err, size_t errlen) {
     int sv[2] = {-1, -1};
-    bg__tls_link *l = calloc(1, sizeof *l);
+    /* Not calloc: the buffers' pages stay out of the RSS until bytes go through them. */
+    bg__tls_link *l = malloc(sizeof *l);
     *link = NULL;
+    if (l) {
+        memset(l, 0, offsetof(bg__tls_link, up));
+        l->up.len = l->up.off = l->down.len = l->down.off = 0;
+    }
     ERR_clear_error();
     if (!l || !(l->ssl = SSL_new(t->ctx))) {
         bg__fmt(err, errlen, "out of memory");

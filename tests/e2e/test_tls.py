@@ -375,7 +375,10 @@ def test_hung_server_after_connect_times_out_the_read(pki, spawn):
     try:
         a = start(spawn, "bg-watcher", srv.url, "-v", env=tls_env(pki))
         r = srv.client()
-        wait_for(lambda: clients_named(r, "bg-watcher"), what="the watcher to connect")
+        # Up: its subscriber subscribed and its main connection tracking (the last step).
+        wait_for(lambda: any("t" in c["flags"] for c in clients_named(r, "bg-watcher")) and
+                 any(c["sub"] != "0" for c in clients_named(r, "bg-watcher")),
+                 what="the watcher to connect")
         r.close()
         srv.proc.send_signal(signal.SIGSTOP)
         t0 = time.monotonic()
