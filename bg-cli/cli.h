@@ -4,6 +4,7 @@
 #define BG_CLI_H
 
 #include "bg/bg.h"
+#include "bg_common.h"
 
 /* Exit statuses (STYLE: usage errors 2, runtime errors 1). */
 #define CLI_EXIT_OK 0
@@ -16,6 +17,7 @@ typedef struct {
     const char *url;
     const char *ns;
     bg_client *client;
+    bgc_tls tls; /* --tls-*, else the environment's */
 } cli_ctx;
 
 /* One entry of the command table, in the manner of tmux: its name, its usage line (the part

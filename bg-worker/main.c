@@ -16,7 +16,8 @@ static void usage(FILE *out) {
             "usage: bg-worker [-q QUEUE[,QUEUE...]]... [-c N] [-r URL] [-n NS]\n"
             "                 [-e CLASS=COMMAND]... [-p FILE.so]... [--retries N]\n"
             "                 [--job-timeout SECONDS] [--shutdown-timeout SECONDS] [-v]\n"
-            "                 [--log-format text|json] [-V] [-h]\n"
+            "                 [--log-format text|json] [--tls-ca-cert FILE]\n"
+            "                 [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] [-V] [-h]\n"
             "\n"
             "  -q, --queue Q[,Q...]      queues in priority order (default: default)\n"
             "  -c, --concurrency N       fibers, each with its own connection (default 10)\n"
@@ -31,6 +32,12 @@ static void usage(FILE *out) {
             "      --shutdown-timeout D  on TERM, wait D for running jobs (default 25s)\n"
             "  -v, --verbose             log every attempt\n"
             "      --log-format F        text (default) or json\n"
+            "      --tls-ca-cert FILE    for rediss://: the CAs to trust (default\n"
+            "                            $BG_TLS_CA_CERT, else the system's)\n"
+            "      --tls-cert FILE       client certificate, for mutual TLS ($BG_TLS_CERT)\n"
+            "      --tls-key FILE        its private key ($BG_TLS_KEY)\n"
+            "      --tls-server-name N   the name the server's certificate must hold\n"
+            "                            (default $BG_TLS_SERVER_NAME, else the URL's host)\n"
             "  -V, --version             print the version\n"
             "  -h, --help                print this help\n");
 }
@@ -137,6 +144,7 @@ int main(int argc, char **argv) {
     o.nqueues = d.nqueues;
     o.log = bgc_logger(&d.log);
     o.events = bgc_service_events(&service);
+    o.tls = d.tls.tls;
 
     bg_worker *w;
     int rc = bg_worker_new(&w, &o, err, sizeof err);

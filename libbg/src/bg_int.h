@@ -16,19 +16,60 @@
 
 /* ---- url.c: docs/schema.md#formats Redis URLs ---- */
 
+typedef struct bg__tls bg__tls;
+
 typedef struct {
     char *host; /* TCP host, or NULL for a unix socket */
     int port;
     char *path; /* unix socket path, or NULL */
     int db;
-    char *user; /* ACL user, decoded; NULL when absent */
-    char *pass; /* password, decoded; NULL when absent */
+    char *user;   /* ACL user, decoded; NULL when absent */
+    char *pass;   /* password, decoded; NULL when absent */
+    int tls;      /* a rediss:// URL */
+    bg__tls *ctx; /* its TLS setup (tls.c), made by bg__url_parse_tls(); owned */
 } bg__url;
 
 /* Parses s into u (zeroed first). On failure returns BG_EURL (or BG_ENOMEM) with a message
  * naming the masked URL in err. Free u with bg__url_clear() either way. */
 int bg__url_parse(const char *s, bg__url *u, char *err, size_t errlen);
 void bg__url_clear(bg__url *u);
+
+/* Checks TLS options t against a parsed URL u: any option set needs a rediss:// URL, a client
+ * certificate its key and a key its certificate, and no option may be an empty string. Returns
+ * BG_OK, or BG_EINVAL with a message in err. */
+int bg__url_tls_check(const bg__url *u, const bg_tls_options *t, char *err, size_t errlen);
+
+/* bg__url_parse(), then bg__url_tls_check() and, for a rediss:// URL, the TLS setup of tls.c
+ * (the CA store, the client certificate and key loaded now, so a bad file is reported by the
+ * handle's constructor). t may be NULL. Returns BG_OK, BG_EURL, BG_EINVAL or BG_ENOMEM with a
+ * message in err. */
+int bg__url_parse_tls(const char *s, const bg_tls_options *t, bg__url *u, char *err, size_t errlen);
+
+/* ---- tls.c: TLS for hiredis 0.14 through a socketpair (docs/operations.md#tls) ---- */
+
+/* One TLS connection carried by the process's pump thread; shared by the connection and the
+ * pump, freed by whichever lets go of it last. */
+typedef struct bg__tls_link bg__tls_link;
+
+/* Makes the TLS setup of t: NULL fields as bg_tls_options says. BG_OK, or BG_EINVAL naming the
+ * file that could not be used, or BG_ENOMEM. */
+int bg__tls_new(bg__tls **out, const bg_tls_options *t, char *err, size_t errlen);
+void bg__tls_free(bg__tls *t);
+
+/* Runs the TLS handshake on fd, a connected TCP socket in blocking mode, each read and write
+ * of it waiting at most timeout_ms, verifying the certificate against host (or the setup's
+ * server name). On success hands fd to the pump thread and returns the plaintext end of a
+ * socketpair for hiredis (close-on-exec), with *link set; on failure returns -1 with a message
+ * in err (fd is closed either way). */
+int bg__tls_connect(const bg__tls *t, const char *host, int fd, int timeout_ms, bg__tls_link **link,
+                    char *err, size_t errlen);
+
+/* Why the pump ended the link ("" when it did not, or the peer closed it cleanly). */
+void bg__tls_link_why(bg__tls_link *l, char *buf, size_t len);
+
+/* Lets go of the connection's hold on l (its hiredis end must be closed first, which tells the
+ * pump to close the TLS side). NULL is a no-op. */
+void bg__tls_link_release(bg__tls_link *l);
 
 /* ---- keys.c: every Redis key name, in one place (docs/schema.md#keys) ---- */
 
@@ -114,8 +155,9 @@ int bg__script_refused(const redisReply *r, const char **key, const char **what)
  * returned an error unusable). */
 typedef struct {
     redisContext *rc;
-    long long id;    /* CLIENT ID */
-    char run_id[41]; /* the server's run_id */
+    bg__tls_link *tls; /* for a rediss:// connection: rc talks to the pump through a socketpair */
+    long long id;      /* CLIENT ID */
+    char run_id[41];   /* the server's run_id */
     char sha[BG__LUA_COUNT][41];
     char err[BG__ERRLEN];
     int inflight;                      /* commands appended whose replies are still on the socket */

@@ -99,7 +99,7 @@ int bg_watcher_new(bg_watcher **out, const bg_watcher_options *opts, char *errbu
     /* Watchers started together must not draw the same backoffs. */
     w->seed = (unsigned)getpid() ^ (unsigned)bg__wall_ms() ^ (unsigned)(uintptr_t)w;
     const char *url = o->url ? o->url : BG_DEFAULT_URL;
-    int rc = bg__url_parse(url, &w->url, errbuf, errlen);
+    int rc = bg__url_parse_tls(url, &o->tls, &w->url, errbuf, errlen);
     w->ns = bg__strdup(ns);
     w->url_masked = bg__strdup(bg_url_mask(url, masked, sizeof masked));
     if (rc == BG_OK && (!w->ns || !w->url_masked))

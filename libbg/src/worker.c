@@ -59,7 +59,7 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     if (!w)
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
     bg__ratelimit_init(&w->findings, BG__RATELIMIT_MS);
-    int rc = bg__url_parse(url, &w->url, errbuf, errlen);
+    int rc = bg__url_parse_tls(url, &o->tls, &w->url, errbuf, errlen);
     if (rc != BG_OK) {
         bg_worker_free(w);
         return rc;

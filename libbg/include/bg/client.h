@@ -80,14 +80,27 @@ typedef struct {
 /* The longest queue name, in bytes. */
 #define BG_QUEUE_MAX 128
 
+/* TLS for a rediss:// URL (docs/operations.md#tls), shared by the client, worker and watcher
+ * options. All NULL (what the options' init functions set) means: verify the server's
+ * certificate against the system's CA store and its name against the URL's host, and present
+ * no certificate. Any field set with a URL that is not rediss:// is refused (BG_EINVAL), as is
+ * a file that cannot be read or a certificate without its key. */
+typedef struct {
+    const char *ca_cert;     /* PEM file of the CAs to trust instead of the system's */
+    const char *cert;        /* PEM client certificate (chain), for mutual TLS; needs key */
+    const char *key;         /* PEM private key of cert */
+    const char *server_name; /* the name to verify and send (SNI); NULL: the URL's host */
+} bg_tls_options;
+
 /* Options for bg_client_new(). Initialise with bg_client_options_init(), then set fields.
  * Strings are copied by bg_client_new(). Durations are in milliseconds. */
 typedef struct {
-    const char *url;  /* Redis URL (docs/schema.md#formats); NULL means BG_DEFAULT_URL. */
-    const char *ns;   /* namespace; NULL means BG_DEFAULT_NAMESPACE. */
-    const char *role; /* client name after "NS-": "manager" (the default) or "cli". */
-    int timeout_ms;   /* connect and socket timeout; default 5000. */
-    bg_logger log;    /* optional log sink. */
+    const char *url;    /* Redis URL (docs/schema.md#formats); NULL means BG_DEFAULT_URL. */
+    const char *ns;     /* namespace; NULL means BG_DEFAULT_NAMESPACE. */
+    const char *role;   /* client name after "NS-": "manager" (the default) or "cli". */
+    int timeout_ms;     /* connect and socket timeout; default 5000. */
+    bg_logger log;      /* optional log sink. */
+    bg_tls_options tls; /* for a rediss:// URL */
 } bg_client_options;
 
 typedef struct bg_client bg_client;
@@ -99,7 +112,8 @@ BG_EXPORT void bg_client_options_init(bg_client_options *opts);
  * that needs Redis does, and reconnects after a lost connection). opts may be NULL for the
  * defaults. Returns BG_OK with *out set (the caller owns it: free it with bg_client_free()),
  * or BG_EURL, BG_EINVAL (a bad namespace) or BG_ENOMEM with *out NULL and a message in errbuf
- * (of errlen bytes; errbuf may be NULL), e.g. naming the URL with its password masked. */
+ * (of errlen bytes; errbuf may be NULL), e.g. naming the URL with its password masked, or a TLS
+ * option or file that cannot be used. */
 BG_EXPORT int bg_client_new(bg_client **out, const bg_client_options *opts, char *errbuf,
                             size_t errlen);
 

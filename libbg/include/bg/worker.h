@@ -35,6 +35,7 @@ typedef struct {
                                    second while the main connection answers, STATUS on connection loss
                                    and return, quiet and resume, STOPPING at a stop; on the thread of
                                    bg_worker_run(). */
+    bg_tls_options tls;         /* for a rediss:// URL (bg/client.h) */
 } bg_worker_options;
 
 /* A worker. Opaque; created by bg_worker_new(), freed by bg_worker_free(). */
