@@ -63,6 +63,14 @@ int cli_bad_option(const cli_cmd *cmd, int c, char **argv) {
     return cli_usage_error(cmd, "unknown option '%s'", arg);
 }
 
+int cli_print_json(const cli_cmd *cmd, json_t *o) {
+    int rc = o ? json_dumpf(o, stdout, JSON_PRESERVE_ORDER) : -1;
+    if (rc == 0)
+        putchar('\n');
+    json_decref(o);
+    return rc == 0 ? 0 : cli_error(cmd, "out of memory");
+}
+
 int cli_help(const cli_cmd *cmd) {
     printf("usage: bg-cli [-r URL] [-n NS] %s %s\n\n%s", cmd->name, cmd->usage, cmd->help);
     return CLI_EXIT_OK;

@@ -233,3 +233,31 @@ def test_cancel_running_job(rs, r, spawn, kind):
     # the other job runs on, untouched
     assert r.sismember("bg:processing:default", r.hget(f"bg:jobs:{other}", "lat"))
     w.stop()
+
+
+# ---- every command takes --json ----
+
+
+def test_enqueue_dequeue_retry_take_json(rs, r):
+    doc = json.loads(ok(cli(rs, "enqueue", "bg.noop", "--json")))
+    jid = doc["job"]
+    assert r.lrange("bg:ready:default", 0, -1) == [jid]
+    docs = [json.loads(line) for line in ok(cli(rs, "enqueue", "bg.noop", "-", "--json",
+                                                  input="{}\n{}\n")).splitlines()]
+    assert len(docs) == 2 and r.llen("bg:ready:default") == 3
+    assert [d["job"] for d in docs] == r.lrange("bg:ready:default", 1, -1)
+    assert json.loads(ok(cli(rs, "dequeue", jid, "--json"))) == {"job": jid, "removed": True}
+    dead = docs[0]["job"]
+    r.lrem("bg:ready:default", 0, dead)
+    r.zadd("bg:dead:default", {dead: 1})
+    assert json.loads(ok(cli(rs, "retry", dead, "--json"))) == {"job": dead, "retried": True}
+    assert json.loads(ok(cli(rs, "retry", "--dead", "--json"))) == {"moved": 0}
+
+
+def test_every_command_lists_json(rs):
+    from conftest import exe, run
+    names = ["status", "enqueue", "dequeue", "show", "retry", "workers", "failed", "dead",
+             "purge", "pause", "resume", "cancel", "ping", "metrics"]
+    for name in names:
+        p = run([exe("bg-cli"), name, "-h"])
+        assert p.returncode == 0 and "--json" in p.stdout, name
