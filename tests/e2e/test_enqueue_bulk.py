@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis
 
-from conftest import cli, exe, run
+from conftest import cli, exe, run, wait_for
 
 Q = "bulk.q"
 
@@ -83,3 +83,33 @@ def test_a_producer_without_exists_still_enqueues(rs, r):
         assert refused == {("old-producer", "exists")}, refused
     finally:
         r.execute_command("ACL", "DELUSER", "old-producer")
+
+
+def test_a_worker_without_smismember_still_finishes(rs, r, spawn):
+    """finish.lua asks SMISMEMBER once a call for its 'ok' records; a worker user granted only what
+    earlier versions needed records them one by one instead, with the same result."""
+    rules = ["reset", "on", ">pw", "~bg:*", "resetchannels", "&__redis__:invalidate", "+ping",
+             "+select", "+info", "+client|setname", "+client|id", "+client|tracking",
+             "+subscribe", "+script|load", "+evalsha", "+sadd", "+time", "+type", "+exists",
+             "+lrange", "+ltrim", "+lpush", "+hget", "+hmget", "+hstrlen", "+hset", "+hincrby",
+             "+sismember", "+srem", "+del", "+zadd", "+incrby", "+pexpire", "+get"]
+    r.execute_command("ACL", "SETUSER", "old-worker", *rules)
+    r.execute_command("ACL", "LOG", "RESET")
+    try:
+        ids = printed(cli(rs, "enqueue", "bg.noop", "-", "-q", Q, input=lines(300)))
+        url = f"redis://old-worker:pw@127.0.0.1:{rs.port}/0"
+        w = spawn([exe("bg-worker"), "-r", url, "-q", Q, "-c", "4"])
+        wait_for(lambda: r.zcard(f"bg:completed:{Q}") == 300 or w.proc.poll() is not None,
+                 what="the jobs to complete")
+        assert r.zcard(f"bg:completed:{Q}") == 300, w.log()
+        assert r.scard(f"bg:processing:{Q}") == 0
+        assert r.hget(f"bg:stats:{Q}", "completed") == "300"
+        for jid in (ids[0], ids[299]):
+            att = r.hget(f"bg:jobs:{jid}", "lat")
+            a = r.hgetall(f"bg:attempts:{att}")
+            assert a["job"] == jid and "fin" in a and "time" in a and "err" not in a
+        # The fallback was taken (CONFIG GET is the documented grant's known refusal).
+        refused = {(e["username"], e["object"]) for e in r.acl_log()}
+        assert refused == {("old-worker", "smismember"), ("old-worker", "config|get")}, refused
+    finally:
+        r.execute_command("ACL", "DELUSER", "old-worker")
