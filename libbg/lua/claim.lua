@@ -86,8 +86,68 @@ end
 -- ---- checks and reads: nothing is written until every queue has been looked at ----
 
 local n, bytes, looked, full = 0, 0, 0, false
-local pops = {}  -- {ready key, count}, one per queue entries are taken from
-local taken = {} -- {attempt, job, queue, job hash fields or nil, why or nil, arg}
+local pops = {} -- {ready key, count}, one per queue entries are taken from
+-- What was taken, job by job, in columns (a table a job would cost the allocator and the
+-- collector more than the rest of its bookkeeping): its queue, its job UUID, its job hash's
+-- fields (nil when it cannot run) and why it cannot run (nil when it can). Its attempt is
+-- ARGV[first + i - 1].
+local tq, tid, th, twhy = {}, {}, {}, {}
+
+local function take(q, id, h, why)
+  n = n + 1
+  tq[n], tid[n], th[n], twhy[n] = q, id, h, why
+end
+
+-- Whether id is a job UUID, plain or braced: the length first, a pattern only when it fits.
+local function is_uuid(id)
+  local len = #id
+  return (len == 36 and string.find(id, plain) ~= nil) or
+    (len == 38 and string.find(id, braced) ~= nil)
+end
+
+-- Looks at the entries ids of queue q in turn, taking the jobs. Returns the number of entries
+-- used (taken or dropped), and stops early when the batch is full.
+local function scan(q, ids)
+  local used = 0
+  for _, id in ipairs(ids) do
+    local key = JP .. id
+    looked = looked + 1
+    -- One read of the job: every field the claim needs, arg among them. A key of another type
+    -- answers with an error value under pcall, not the end of the script.
+    local h = is_uuid(id) and redis.pcall('HMGET', key, 'cls', 'rty', 'att', 'itr', 'arg', 'lat')
+    if not h then
+      used = used + 1
+      bytes = bytes + #id
+      out[#out + 1] = {'drop', string.sub(id, 1, 100), q, 'not a job UUID', #id}
+    elseif h.err then
+      used = used + 1
+      take(q, id, nil, key .. ' is a ' .. redis.call('TYPE', key).ok .. ', not a hash')
+    else
+      local size = h[5] and #h[5] or 0
+      if size > maxarg then
+        used = used + 1
+        take(q, id, nil, 'arg is larger than ' .. maxarg .. ' bytes')
+      elseif n > 0 and bytes + size > budget then
+        full = true
+      else
+        used = used + 1
+        if size == 0 and not (h[1] or h[2] or h[3] or h[4] or h[5]) and
+            redis.call('EXISTS', key) == 0 then
+          out[#out + 1] = {'drop', id, q, 'no job hash', #id}
+        else
+          bytes = bytes + size
+          local why = invalid(h)
+          take(q, id, not why and h or nil, why)
+        end
+      end
+    end
+    if full or bytes >= budget or n >= want then
+      full = full or bytes >= budget
+      break
+    end
+  end
+  return used
+end
 
 -- A queue named twice is served once: a second look would judge its entries again.
 local queues, seen = {}, {}
@@ -118,48 +178,7 @@ for _, q in ipairs(queues) do
       if #ids == 0 then
         break
       end
-      for _, id in ipairs(ids) do
-        local key = JP .. id
-        local size
-        looked = looked + 1
-        if string.find(id, plain) or string.find(id, braced) then
-          -- One read gives the arg's size and tells a job key of the wrong type (an error
-          -- value under pcall, not the end of the script).
-          size = redis.pcall('HSTRLEN', key, 'arg')
-        end
-        if not size then
-          used = used + 1
-          bytes = bytes + #id
-          out[#out + 1] = {'drop', string.sub(id, 1, 100), q, 'not a job UUID', #id}
-        elseif type(size) == 'table' then
-          used = used + 1
-          local why = key .. ' is a ' .. redis.call('TYPE', key).ok .. ', not a hash'
-          taken[#taken + 1] = {ARGV[first + n], id, q, nil, why}
-          n = n + 1
-        elseif size > maxarg then
-          used = used + 1
-          local why = 'arg is larger than ' .. maxarg .. ' bytes'
-          taken[#taken + 1] = {ARGV[first + n], id, q, nil, why}
-          n = n + 1
-        elseif n > 0 and bytes + size > budget then
-          full = true
-        else
-          local h = redis.call('HMGET', key, 'cls', 'rty', 'att', 'itr', 'arg', 'lat')
-          used = used + 1
-          if size == 0 and not (h[1] or h[2] or h[3] or h[4] or h[5]) and
-              redis.call('EXISTS', key) == 0 then
-            out[#out + 1] = {'drop', id, q, 'no job hash', #id}
-          else
-            bytes = bytes + size
-            taken[#taken + 1] = {ARGV[first + n], id, q, h, invalid(h), h[5] or ''}
-            n = n + 1
-          end
-        end
-        if full or bytes >= budget or n >= want then
-          full = full or bytes >= budget
-          break
-        end
-      end
+      used = used + scan(q, ids)
     end
     if used > 0 then
       pops[#pops + 1] = {rk, used}
@@ -169,13 +188,13 @@ end
 
 -- The attempt UUIDs are fresh and random, so no key holds them; one that does (another tool
 -- wrote it) would fail its HSET after the LTRIM: refuse the claim instead, nothing written.
-if #taken > 0 then
+if n > 0 then
   local keys = {}
-  for i, j in ipairs(taken) do
-    keys[i] = AP .. j[1]
+  for i = 1, n do
+    keys[i] = AP .. ARGV[first + i - 1]
   end
   if redis.call('EXISTS', unpack(keys)) > 0 then
-    return {{'badkey', AP .. taken[1][1], 'an attempt key of this claim exists already'}}
+    return {{'badkey', keys[1], 'an attempt key of this claim exists already'}}
   end
 end
 
@@ -184,20 +203,28 @@ end
 for _, p in ipairs(pops) do
   redis.call('LTRIM', p[1], p[2], -1) -- pops what was peeked, without sending it back
 end
+-- The attempt, every field in one HSET. prv: the job's attempt before this one, so its
+-- attempts form a chain, newest first, that `bg-cli show` walks from the job's lat
+-- (docs/schema.md#nsjobsjob); none for a job that cannot run.
+local function attempt(ak, id, q, prv)
+  if prv == '' then
+    prv = nil
+  end
+  if rid ~= '' and prv then
+    redis.call('HSET', ak, 'sta', now, 'job', id, 'wrk', wrk, 'que', q, 'rid', rid, 'prv', prv)
+  elseif rid ~= '' then
+    redis.call('HSET', ak, 'sta', now, 'job', id, 'wrk', wrk, 'que', q, 'rid', rid)
+  elseif prv then
+    redis.call('HSET', ak, 'sta', now, 'job', id, 'wrk', wrk, 'que', q, 'prv', prv)
+  else
+    redis.call('HSET', ak, 'sta', now, 'job', id, 'wrk', wrk, 'que', q)
+  end
+end
+
 local started = {} -- attempt UUIDs per queue, added to the processing sets in one SADD each
-for _, j in ipairs(taken) do
-  local aid, id, q, h, why = j[1], j[2], j[3], j[4], j[5]
-  local a = {'sta', now, 'job', id, 'wrk', wrk, 'que', q}
-  if rid ~= '' then
-    a[9], a[10] = 'rid', rid
-  end
-  -- prv: the job's attempt before this one, so its attempts form a chain, newest first, that
-  -- `bg-cli show` walks from the job's lat (docs/schema.md#nsjobsjob).
-  if not why and h[6] and h[6] ~= '' then
-    a[#a + 1] = 'prv'
-    a[#a + 1] = h[6]
-  end
-  redis.call('HSET', AP .. aid, unpack(a))
+for i = 1, n do
+  local aid, id, q, h, why = ARGV[first + i - 1], tid[i], tq[i], th[i], twhy[i]
+  attempt(AP .. aid, id, q, h and h[6])
   local s = list_in(started, q)
   s[#s + 1] = aid
   if why then
@@ -210,7 +237,7 @@ for _, j in ipairs(taken) do
       rty = defrty
       redis.call('HSET', JP .. id, 'att', att, 'lat', aid, 'rty', rty)
     end
-    out[#out + 1] = {'ok', aid, id, q, h[1], j[6], att, tonumber(rty)}
+    out[#out + 1] = {'ok', aid, id, q, h[1], h[5] or '', att, tonumber(rty)}
   end
 end
 for q, s in pairs(started) do

@@ -1,12 +1,13 @@
-/* enqueue.c: the producer's side of docs/schema.md#keys: enqueue one job or many (each atomically,
- * through enqueue.lua) and dequeue a job that still waits (dequeue.lua). */
+/* enqueue.c: the producer's side of docs/schema.md#keys: enqueue one job or many (a chunk of
+ * jobs atomically, through enqueue.lua) and dequeue a job that still waits (dequeue.lua). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "bg_int.h"
 
-/* Jobs sent per write/read round of bg_enqueue_bulk(): enough to hide the round trip, few
- * enough that neither side buffers megabytes of commands or replies. */
+/* Jobs per enqueue.lua call of bg_enqueue_bulk(): enough that the call's fixed cost is spread
+ * thin, few enough that one call holds Redis for a millisecond or so (a script blocks every
+ * other client while it runs) and neither side buffers megabytes. enqueue.lua takes 2000. */
 #define BULK_CHUNK 512
 
 void bg_job_spec_init(bg_job_spec *spec) {
@@ -40,28 +41,43 @@ static void add_prefixes(bg__args *a, const char *ns) {
     }
 }
 
-/* Builds enqueue.lua's ARGV for one job, with a fresh UUID written into id. */
-static void job_args(bg__args *a, const char *ns, const bg_job_spec *s, bg_uuid id) {
-    const char *arg = s->arg ? s->arg : "{}";
-    size_t arg_len = s->arg && s->arg_len ? s->arg_len : strlen(arg);
-    bg_uuid_new(id);
-    add_prefixes(a, ns);
-    bg__args_str(a, id);
-    bg__args_str(a, s->queue ? s->queue : "default");
+/* A number, or "" for none: the form enqueue.lua takes rty, at and in in. */
+static void opt_ll(bg__args *a, long long v, int given) {
+    if (given)
+        bg__args_ll(a, v);
+    else
+        bg__args_str(a, "");
+}
+
+static const char *spec_queue(const bg_job_spec *s) {
+    return s->queue ? s->queue : "default";
+}
+
+/* Whether b can join the run a heads: the same queue, class and times (enqueue.lua's run). */
+static int same_run(const bg_job_spec *a, const bg_job_spec *b) {
+    return strcmp(spec_queue(a), spec_queue(b)) == 0 && strcmp(a->cls, b->cls) == 0 &&
+           a->retries == b->retries && a->at_ms == b->at_ms && a->in_ms == b->in_ms;
+}
+
+/* Appends to a the run of jobs [0, n) of specs that share specs[0]'s queue, class and times,
+ * their UUIDs taken from ids. Returns the number of jobs in the run. */
+static size_t add_run(bg__args *a, const bg_job_spec *specs, size_t n, bg_uuid *ids) {
+    const bg_job_spec *s = &specs[0];
+    size_t len = 1;
+    while (len < n && same_run(s, &specs[len]))
+        len++;
+    bg__args_ll(a, (long long)len);
+    bg__args_str(a, spec_queue(s));
     bg__args_str(a, s->cls);
-    bg__args_add(a, arg, arg_len);
-    if (s->retries >= 0)
-        bg__args_ll(a, s->retries);
-    else
-        bg__args_str(a, "");
-    if (s->at_ms > 0)
-        bg__args_ll(a, s->at_ms);
-    else
-        bg__args_str(a, "");
-    if (s->in_ms > 0)
-        bg__args_ll(a, s->in_ms);
-    else
-        bg__args_str(a, "");
+    opt_ll(a, s->retries, s->retries >= 0);
+    opt_ll(a, s->at_ms, s->at_ms > 0);
+    opt_ll(a, s->in_ms, s->in_ms > 0);
+    for (size_t i = 0; i < len; i++) {
+        const char *arg = specs[i].arg ? specs[i].arg : "{}";
+        bg__args_str(a, ids[i]);
+        bg__args_add(a, arg, specs[i].arg && specs[i].arg_len ? specs[i].arg_len : strlen(arg));
+    }
+    return len;
 }
 
 /* Turns a script's reply into a code, with a message naming the server on failure. */
@@ -76,64 +92,24 @@ int bg_enqueue(bg_client *c, const bg_job_spec *spec, bg_uuid id) {
     return bg_enqueue_bulk(c, spec, 1, (bg_uuid *)id, &done);
 }
 
-/* Sends jobs [from, from+n) in one pipeline and reads their replies. NOSCRIPT replies (the
- * server lost its script cache) are run again one by one once the pipeline is drained: the
- * connection's own retry reads the next reply, which in a pipeline belongs to another job.
- * Returns BG_OK, or the first error with *ok set to the number of leading jobs enqueued. */
-static int bulk_chunk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *ids, size_t *ok) {
-    bg__args *argv = calloc(n, sizeof *argv);
-    char *noscript = calloc(n, 1);
-    size_t sent = 0;
-    int rc = BG_OK;
-    *ok = 0;
-    if (!argv || !noscript) {
-        rc = bg__client_fail(c, BG_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (; sent < n; sent++) {
-        bg__args *a = &argv[sent];
-        job_args(a, c->ns, &specs[sent], ids[sent]);
-        if (bg__conn_append_eval(&c->conn, BG__LUA_ENQUEUE, 0, a) != BG_OK) {
-            rc = bg__client_fail(c, BG_ENOMEM, "out of memory");
-            break;
-        }
-    }
-    /* Every reply of what was sent is read, so the connection stays in step. */
-    for (size_t i = 0; i < sent; i++) {
-        redisReply *r = bg__conn_reply(&c->conn);
-        int res;
-        if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-            noscript[i] = 1;
-            res = BG_OK;
-        } else {
-            res = check_reply(c, r, "enqueue");
-        }
-        int lost = r == NULL;
-        freeReplyObject(r);
-        if (res != BG_OK) {
-            if (rc == BG_OK)
-                rc = res;
-            if (lost)
-                break; /* the connection is gone: nothing more to read */
-        } else if (rc == BG_OK && !noscript[i]) {
-            (*ok)++;
-        }
-    }
-    for (size_t i = 0; i < sent && rc == BG_OK; i++) {
-        if (!noscript[i])
-            continue;
-        bg__args *a = &argv[i];
-        redisReply *r = bg__conn_eval(&c->conn, BG__LUA_ENQUEUE, 0, a);
-        rc = check_reply(c, r, "enqueue");
-        freeReplyObject(r);
-        if (rc == BG_OK)
-            (*ok)++;
-    }
-out:
-    for (size_t i = 0; argv && i < n; i++)
-        bg__args_free(&argv[i]);
-    free(argv);
-    free(noscript);
+/* Writes jobs [0, n) in one enqueue.lua call: all of them, or (a key of the wrong type) none.
+ * One call a chunk, not one a job: Redis runs one HSET a job and a few calls a chunk, where a
+ * call a job cost it the checks and the other writes each time (docs/performance-notes.md). */
+static int bulk_chunk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *ids) {
+    bg__args a;
+    bg__args_init(&a);
+    /* One getrandom() for the chunk's UUIDs: bg_uuid_new() makes several system calls each. */
+    bg__uuid_fill(ids, n);
+    add_prefixes(&a, c->ns);
+    for (size_t i = 0; i < n;)
+        i += add_run(&a, specs + i, n - i, ids + i);
+    redisReply *r = bg__conn_eval(&c->conn, BG__LUA_ENQUEUE, 0, &a);
+    int rc = check_reply(c, r, "enqueue");
+    if (rc == BG_OK && r->integer != (long long)n)
+        rc = bg__client_fail(c, BG_EPROTO, "enqueue on %s: %lld jobs written of %zu sent",
+                             c->url_masked, r->integer, n);
+    freeReplyObject(r);
+    bg__args_free(&a);
     return rc;
 }
 
@@ -151,11 +127,10 @@ int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *i
     if (n && (rc = bg__client_ensure(c)) != BG_OK)
         return rc;
     while (ok_total < n) {
-        size_t chunk = n - ok_total < BULK_CHUNK ? n - ok_total : BULK_CHUNK, ok;
-        rc = bulk_chunk(c, specs + ok_total, chunk, ids + ok_total, &ok);
-        ok_total += ok;
-        if (rc != BG_OK)
+        size_t chunk = n - ok_total < BULK_CHUNK ? n - ok_total : BULK_CHUNK;
+        if ((rc = bulk_chunk(c, specs + ok_total, chunk, ids + ok_total)) != BG_OK)
             break;
+        ok_total += chunk;
     }
     if (done)
         *done = ok_total;

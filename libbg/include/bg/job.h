@@ -39,7 +39,7 @@ BG_EXPORT void bg_job_spec_init(bg_job_spec *spec);
  * (BG_EINVAL for a bad queue, class, time or retries, before anything is sent). */
 BG_EXPORT int bg_enqueue(bg_client *c, const bg_job_spec *spec, bg_uuid id);
 
-/* Enqueues n jobs in one pipeline (512 at a time), each atomically. ids must hold n UUIDs.
+/* Enqueues n jobs, 512 at a time, each 512 atomically. ids must hold n UUIDs.
  * Every spec is checked before any job is sent, so a bad one (BG_EINVAL) enqueues none. On
  * another error, jobs before the failing one may have been enqueued: *done (when not NULL)
  * says how many, and their UUIDs are the first *done of ids. */
