@@ -3,6 +3,7 @@
 job, and the events about a job carry its fields of their own."""
 
 import json
+import uuid
 
 from conftest import wait_for
 from test_worker import push, worker
@@ -21,8 +22,11 @@ def json_lines(text):
 
 def test_json_line_survives_bytes_that_are_not_utf8(rs, r, spawn):
     w = worker(spawn, rs, "-c", "1", "-v", "--log-format", "json")
-    jid = push(r, "Bad\xff\xfeClass".encode("latin-1").decode("latin-1"))
-    r.hset(f"bg:jobs:{jid}", "cls", b"Bad\xff\xfeClass")
+    # The hash is whole before its UUID is pushed, so the worker sees only the raw bytes.
+    jid = str(uuid.uuid4())
+    r.hset(f"bg:jobs:{jid}", mapping={"que": "default", "cls": b"Bad\xff\xfeClass", "arg": "{}",
+                                      "qat": 1})
+    r.rpush("bg:ready:default", jid)
     wait_for(lambda: r.zcard("bg:failed:default") == 1, what="the job to fail")
     w.stop()
     docs = json_lines(w.log())
