@@ -17,6 +17,7 @@ UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
 VALGRIND_TIMEOUT=${VALGRIND_TIMEOUT:-600}
 
 PACKAGES=(build-essential cmake pkg-config libhiredis-dev uuid-dev libjansson-dev libcmocka-dev
+    libssl-dev openssl
     redis-server redis-tools python3 python3-redis python3-pytest clang libclang-rt-14-dev procps
     valgrind)
 TEST_PACKAGES=(clang-format ruby ruby-redis nodejs)

@@ -4,6 +4,9 @@
 #define BG_CLI_H
 
 #include "bg/bg.h"
+#include "bg_common.h"
+
+#include <jansson.h>
 
 /* Exit statuses (STYLE: usage errors 2, runtime errors 1). */
 #define CLI_EXIT_OK 0
@@ -16,6 +19,7 @@ typedef struct {
     const char *url;
     const char *ns;
     bg_client *client;
+    bgc_tls tls; /* --tls-*, else the environment's */
 } cli_ctx;
 
 /* One entry of the command table, in the manner of tmux: its name, its usage line (the part
@@ -58,6 +62,10 @@ int cli_bad_option(const cli_cmd *cmd, int c, char **argv);
  * usage error naming the bad name, with the list freed and emptied. Every command's -q adds up,
  * so -q a -q b is -q a,b. */
 int cli_queue_option(const cli_cmd *cmd, const char *arg, char ***queues, size_t *n);
+
+/* Prints o as one line of JSON on stdout and frees it (o may be NULL: out of memory). Returns 0,
+ * or cli_error()'s status when it could not be built or written. */
+int cli_print_json(const cli_cmd *cmd, json_t *o);
 
 /* Prints the command's usage and help to stdout; returns CLI_EXIT_OK. */
 int cli_help(const cli_cmd *cmd);

@@ -8,15 +8,6 @@
 #include "bg_common.h"
 #include "cli.h"
 
-/* Prints o as one line of JSON and frees it; 0, or -1 when out of memory. */
-static int print_json(json_t *o) {
-    int rc = o ? json_dumpf(o, stdout, JSON_PRESERVE_ORDER) : -1;
-    if (rc == 0)
-        putchar('\n');
-    json_decref(o);
-    return rc;
-}
-
 /* Parses the options of a command that takes -q and --json, and no argument: each queue given
  * goes into *queues. Returns -1 to go on, else the exit status (after -h or a usage error). */
 static int parse(const cli_cmd *self, int argc, char **argv, int want_queue, char ***queues,
@@ -60,9 +51,8 @@ static int pause_or_resume(cli_ctx *ctx, const cli_cmd *self, int argc, char **a
         if (rc != BG_OK) {
             status = cli_fail(ctx, self, rc);
         } else if (json) {
-            if (print_json(json_pack("{s:s, s:b, s:b}", "queue", queues[i], "paused", pause,
-                                     "changed", changed)) != 0)
-                status = cli_error(self, "out of memory");
+            status = cli_print_json(self, json_pack("{s:s, s:b, s:b}", "queue", queues[i], "paused",
+                                                    pause, "changed", changed));
         } else if (changed) {
             printf("%s %s\n", pause ? "paused" : "resumed", queues[i]);
         } else {
@@ -106,8 +96,8 @@ static int cancel_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv)
             json_pack("{s:s, s:s}", "job", job, "result", stopping ? "stopping" : "removed");
         if (o && stopping)
             json_object_set_new(o, "attempt", json_string(attempt));
-        if (print_json(o) != 0)
-            return cli_error(self, "out of memory");
+        if (cli_print_json(self, o) != 0)
+            return CLI_EXIT_ERR;
     } else if (stopping) {
         printf("stopping %s (attempt %s)\n", job, attempt);
     } else {

@@ -18,7 +18,15 @@ typedef struct {
     const char *cls;
     const char *arg;
     int from_stdin;
+    int json; /* one {"job": UUID} a line instead of the bare UUID */
 } enqueue_opts;
+
+static void print_id(const enqueue_opts *o, const char *id) {
+    if (o->json)
+        printf("{\"job\": \"%s\"}\n", id); /* a UUID needs no escaping */
+    else
+        printf("%s\n", id);
+}
 
 static int parse_option(const cli_cmd *self, int c, enqueue_opts *o, int *have_in, int *have_at) {
     double ms;
@@ -62,10 +70,13 @@ static int parse_option(const cli_cmd *self, int c, enqueue_opts *o, int *have_i
 }
 
 static int parse(const cli_cmd *self, int argc, char **argv, enqueue_opts *o, int *done) {
-    static const struct option longopts[] = {
-        {"queue", required_argument, NULL, 'q'}, {"in", required_argument, NULL, 'i'},
-        {"at", required_argument, NULL, 'a'},    {"retries", required_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"queue", required_argument, NULL, 'q'},
+                                             {"in", required_argument, NULL, 'i'},
+                                             {"at", required_argument, NULL, 'a'},
+                                             {"retries", required_argument, NULL, 'R'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     int c, have_in = 0, have_at = 0, rc;
     while ((c = getopt_long(argc, argv, ":q:h", longopts, NULL)) != -1) {
         if (c == 'h') {
@@ -74,6 +85,10 @@ static int parse(const cli_cmd *self, int argc, char **argv, enqueue_opts *o, in
         }
         if (c == '?' || c == ':')
             return cli_bad_option(self, c, argv);
+        if (c == 'j') {
+            o->json = 1;
+            continue;
+        }
         if ((rc = parse_option(self, c, o, &have_in, &have_at)) != 0)
             return rc;
     }
@@ -99,18 +114,18 @@ static int enqueue_one(cli_ctx *ctx, const cli_cmd *self, enqueue_opts *o) {
     int rc = bg_enqueue(ctx->client, &o->spec, id);
     if (rc != BG_OK)
         return cli_fail(ctx, self, rc);
-    printf("%s\n", id);
+    print_id(o, id);
     return CLI_EXIT_OK;
 }
 
 /* Sends the batch, prints the UUIDs of what was enqueued (even when a later job failed), frees
  * the lines. Returns 0 or an exit status. */
-static int flush_batch(cli_ctx *ctx, const cli_cmd *self, bg_job_spec *specs, char **lines,
-                       size_t n, bg_uuid *ids) {
+static int flush_batch(cli_ctx *ctx, const cli_cmd *self, const enqueue_opts *o, bg_job_spec *specs,
+                       char **lines, size_t n, bg_uuid *ids) {
     size_t done = 0;
     int rc = n ? bg_enqueue_bulk(ctx->client, specs, n, ids, &done) : BG_OK;
     for (size_t i = 0; i < done; i++)
-        printf("%s\n", ids[i]);
+        print_id(o, ids[i]);
     fflush(stdout);
     for (size_t i = 0; i < n; i++)
         free(lines[i]);
@@ -142,14 +157,14 @@ static int enqueue_stdin(cli_ctx *ctx, const cli_cmd *self, enqueue_opts *o) {
         line = NULL;
         cap = 0;
         if (++n == BATCH) {
-            status = flush_batch(ctx, self, specs, lines, n, ids);
+            status = flush_batch(ctx, self, o, specs, lines, n, ids);
             n = 0;
         }
     }
     if (status == 0 && ferror(stdin))
         status = cli_error(self, "cannot read standard input");
     if (status == 0)
-        status = flush_batch(ctx, self, specs, lines, n, ids);
+        status = flush_batch(ctx, self, o, specs, lines, n, ids);
     else
         for (size_t i = 0; i < n; i++)
             free(lines[i]);
@@ -176,7 +191,7 @@ static int enqueue_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv
 
 const cli_cmd cli_cmd_enqueue = {
     "enqueue",
-    "CLASS [ARG|-] [-q QUEUE] [--in DURATION | --at TIME] [--retries N]",
+    "CLASS [ARG|-] [-q QUEUE] [--in DURATION | --at TIME] [--retries N] [--json]",
     "Enqueues a job of class CLASS with the arguments ARG (default {}, stored byte for byte)\n"
     "and prints its UUID. With ARG '-', enqueues one job a line of standard input (the line\n"
     "is its ARG) and prints one UUID a line, in the same order.\n\n"
@@ -186,6 +201,7 @@ const cli_cmd cli_cmd_enqueue = {
     "      --at TIME       run it at TIME: ms since the epoch, or ISO 8601\n"
     "                      YYYY-MM-DDTHH:MM:SS[.fff] with Z or +HH:MM\n"
     "      --retries N     retry it at most N times (default: the worker's --retries)\n"
+    "      --json          print {\"job\": UUID} (one a line) instead of the bare UUID\n"
     "  -h, --help          this help\n",
     enqueue_exec,
 };

@@ -107,6 +107,8 @@ static int print_json(cli_ctx *ctx, const bg_status *st, const status_opts *o) {
             rc = json_object_set_new(obj, "latency_ms",
                                      q->latency_ms < 0 ? json_null()
                                                        : json_integer((json_int_t)q->latency_ms));
+        if (obj && rc == 0)
+            rc = json_object_set_new(obj, "paused", json_boolean(q->paused));
         rc = obj && rc == 0 ? json_array_append_new(list, obj) : -1;
     }
     if (rc == 0 && o->verbose) {

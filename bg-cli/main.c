@@ -63,6 +63,14 @@ int cli_bad_option(const cli_cmd *cmd, int c, char **argv) {
     return cli_usage_error(cmd, "unknown option '%s'", arg);
 }
 
+int cli_print_json(const cli_cmd *cmd, json_t *o) {
+    int rc = o ? json_dumpf(o, stdout, JSON_PRESERVE_ORDER) : -1;
+    if (rc == 0)
+        putchar('\n');
+    json_decref(o);
+    return rc == 0 ? 0 : cli_error(cmd, "out of memory");
+}
+
 int cli_help(const cli_cmd *cmd) {
     printf("usage: bg-cli [-r URL] [-n NS] %s %s\n\n%s", cmd->name, cmd->usage, cmd->help);
     return CLI_EXIT_OK;
@@ -74,7 +82,10 @@ int cli_client(cli_ctx *ctx, const cli_cmd *cmd) {
     o.url = ctx->url;
     o.ns = ctx->ns;
     o.role = "cli";
+    o.tls = ctx->tls.tls;
     char err[512];
+    if (bgc_tls_check(&ctx->tls, ctx->url, err, sizeof err) != 0)
+        return cli_usage_error(NULL, "%s", err);
     int rc = bg_client_new(&ctx->client, &o, err, sizeof err);
     if (rc == BG_OK)
         return 0;
@@ -112,13 +123,19 @@ int cli_stdout_styled(void) {
 }
 
 static int usage(FILE *f, int status) {
-    fprintf(f, "usage: bg-cli [-r URL] [-n NS] COMMAND [options]\n"
+    fprintf(f, "usage: bg-cli [-r URL] [-n NS] [--tls-* ...] COMMAND [options]\n"
                "       bg-cli COMMAND -h\n\n"
                "options:\n"
                "  -r, --redis URL       Redis URL (default $BG_REDIS_URL, $REDIS_URL,\n"
                "                        " BG_DEFAULT_URL ")\n"
                "  -n, --namespace NS    key namespace (default $BG_NAMESPACE, " BG_DEFAULT_NAMESPACE
                ")\n"
+               "      --tls-ca-cert FILE  for rediss://: the CAs to trust (default\n"
+               "                        $BG_TLS_CA_CERT, else the system's)\n"
+               "      --tls-cert FILE   client certificate, for mutual TLS ($BG_TLS_CERT)\n"
+               "      --tls-key FILE    its private key ($BG_TLS_KEY)\n"
+               "      --tls-server-name N  the name the server's certificate must hold\n"
+               "                        (default $BG_TLS_SERVER_NAME, else the URL's host)\n"
                "  -h, --help            this help\n"
                "  -V, --version         the version\n\n"
                "commands:\n");
@@ -140,11 +157,14 @@ static int parse_global(int argc, char **argv, cli_ctx *ctx, int *done) {
                                              {"namespace", required_argument, NULL, 'n'},
                                              {"help", no_argument, NULL, 'h'},
                                              {"version", no_argument, NULL, 'V'},
+                                             BGC_TLS_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     int c;
     *done = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+:r:n:hV", longopts, NULL)) != -1) {
+        if (bgc_tls_option(&ctx->tls, c, optarg))
+            continue;
         switch (c) {
         case 'r':
             ctx->url = optarg;
@@ -168,13 +188,14 @@ static int parse_global(int argc, char **argv, cli_ctx *ctx, int *done) {
 }
 
 int main(int argc, char **argv) {
-    cli_ctx ctx = {NULL, NULL, NULL};
+    cli_ctx ctx = {NULL, NULL, NULL, {{NULL, NULL, NULL, NULL}, {NULL, NULL, NULL, NULL}}};
     int done;
     /* A Redis connection that drops must not kill the program while it writes to it. */
     signal(SIGPIPE, SIG_IGN);
     /* SPEC section 10: SIGHUP never stops a program; a command is short, it finishes (under
      * `watch`, in a terminal being closed). */
     signal(SIGHUP, SIG_IGN);
+    bgc_tls_init(&ctx.tls);
     int status = parse_global(argc, argv, &ctx, &done);
     if (done)
         return status;

@@ -62,7 +62,7 @@ static void queue_block(FILE *f, const bg_queue_status *q, int bold, int latency
             snprintf(text[i], sizeof text[i], "%lld", (long long)figures[i]);
         cols[i] = (table_col){headers[i], text[i], TABLE_RIGHT};
     }
-    fprintf(f, "%s\n", q->name);
+    fprintf(f, "%s%s\n", q->name, q->paused ? " (paused)" : "");
     table_print(f, cols, latency ? N : N - 1, bold);
 }
 

@@ -22,7 +22,8 @@ typedef struct {
  * bold and reset codes, which take no room on screen. */
 void table_print(FILE *f, const table_col *cols, size_t n, int bold);
 
-/* Writes one queue's block: its name on a line, then the header and row of the columns
+/* Writes one queue's block: its name on a line (with " (paused)" after it for a paused
+ * queue), then the header and row of the columns
  * workers fibers jps ready scheduled processing completed failed dead, all right-aligned. */
 void table_queue(FILE *f, const bg_queue_status *q, int bold);
 

@@ -21,7 +21,9 @@ static void usage(FILE *out) {
             "                  [--grace SECONDS] [--max-interruptions N]\n"
             "                  [--retain-completed DURATION] [--retain-failed DURATION]\n"
             "                  [--retain-dead DURATION] [--metrics ADDR:PORT] [-v]\n"
-            "                  [--log-format text|json] [-V] [-h]\n"
+            "                  [--log-format text|json] [--tls-ca-cert FILE]\n"
+            "                  [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n"
+            "                  [-V] [-h]\n"
             "\n"
             "  -q, --queue Q[,Q...]         queues to watch (default: every known queue)\n"
             "  -r, --redis URL              Redis URL (default $BG_REDIS_URL, $REDIS_URL,\n"
@@ -39,6 +41,12 @@ static void usage(FILE *out) {
             "                               127.0.0.1:9187, [::1]:9187, :9187 (every address)\n"
             "  -v, --verbose                debug logs\n"
             "      --log-format F           text (default) or json\n"
+            "      --tls-ca-cert FILE       for rediss://: the CAs to trust (default\n"
+            "                               $BG_TLS_CA_CERT, else the system's)\n"
+            "      --tls-cert FILE          client certificate, for mutual TLS ($BG_TLS_CERT)\n"
+            "      --tls-key FILE           its private key ($BG_TLS_KEY)\n"
+            "      --tls-server-name N      the name the server's certificate must hold\n"
+            "                               (default $BG_TLS_SERVER_NAME, else the URL's host)\n"
             "  -V, --version                print the version\n"
             "  -h, --help                   print this help\n"
             "Durations: 30, 1.5s, 250ms, 5m, 2h, 1d; 0 keeps none.\n");
@@ -125,6 +133,7 @@ int main(int argc, char **argv) {
     bgc_daemon d;
     bgw_listen *listen_at = NULL;
     bgw_metrics *metrics = NULL;
+    bgc_service service;
     char err[1024];
 
     bg_watcher_options_init(&o);
@@ -135,13 +144,15 @@ int main(int argc, char **argv) {
     o.queues = (const char *const *)d.queues;
     o.nqueues = d.nqueues;
     o.log = bgc_logger(&d.log);
+    o.events = bgc_service_events(&service);
+    o.tls = d.tls.tls;
 
     bg_watcher *w;
     if (bg_watcher_new(&w, &o, err, sizeof err) != BG_OK)
         bad_usage("%s", err);
     signal(SIGPIPE, SIG_IGN);
     if (listen_at) {
-        bgw_metrics_options mo = {o.url, o.ns, o.queues, o.nqueues, o.log};
+        bgw_metrics_options mo = {o.url, o.ns, o.queues, o.nqueues, o.log, o.tls};
         if (!(metrics = bgw_metrics_start(listen_at, &mo, err, sizeof err))) {
             fprintf(stderr, "bg-watcher: %s\n", err);
             bg_watcher_free(w);

@@ -367,6 +367,7 @@ bgw_metrics *bgw_metrics_start(const bgw_listen *l, const bgw_metrics_options *o
     co.ns = o->ns;
     co.role = "watcher";
     co.log = o->log;
+    co.tls = o->tls;
     char why[256];
     if (bg_client_new(&m->client, &co, why, sizeof why) != BG_OK) {
         snprintf(err, errlen, "--metrics: %s", why);

@@ -23,13 +23,14 @@ int bgw_listen_parse(const char *spec, bgw_listen *out, char *err, size_t errlen
 
 typedef struct bgw_metrics bgw_metrics;
 
-/* What the server reads: the watcher's URL, namespace and queues (nqueues 0: every known
- * queue), all copied. */
+/* What the server reads: the watcher's URL (and its TLS options), namespace and queues (nqueues 0:
+ * every known queue), all copied. */
 typedef struct {
     const char *url, *ns;
     const char *const *queues;
     size_t nqueues;
     bg_logger log;
+    bg_tls_options tls;
 } bgw_metrics_options;
 
 /* Binds and listens at l, then starts the server's thread. Returns the server, or NULL with a

@@ -1,4 +1,4 @@
-/* bg-worker: takes jobs from Redis ready lists and runs them (SPEC §6). This file parses the
+/* bg-worker: takes jobs from Redis ready lists and runs them (docs/worker.md). This file parses the
  * options and the signals; the worker itself is libbg's bg_worker. */
 #include <getopt.h>
 #include <signal.h>
@@ -16,7 +16,8 @@ static void usage(FILE *out) {
             "usage: bg-worker [-q QUEUE[,QUEUE...]]... [-c N] [-r URL] [-n NS]\n"
             "                 [-e CLASS=COMMAND]... [-p FILE.so]... [--retries N]\n"
             "                 [--job-timeout SECONDS] [--shutdown-timeout SECONDS] [-v]\n"
-            "                 [--log-format text|json] [-V] [-h]\n"
+            "                 [--log-format text|json] [--tls-ca-cert FILE]\n"
+            "                 [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] [-V] [-h]\n"
             "\n"
             "  -q, --queue Q[,Q...]      queues in priority order (default: default)\n"
             "  -c, --concurrency N       fibers, each with its own connection (default 10)\n"
@@ -31,6 +32,12 @@ static void usage(FILE *out) {
             "      --shutdown-timeout D  on TERM, wait D for running jobs (default 25s)\n"
             "  -v, --verbose             log every attempt\n"
             "      --log-format F        text (default) or json\n"
+            "      --tls-ca-cert FILE    for rediss://: the CAs to trust (default\n"
+            "                            $BG_TLS_CA_CERT, else the system's)\n"
+            "      --tls-cert FILE       client certificate, for mutual TLS ($BG_TLS_CERT)\n"
+            "      --tls-key FILE        its private key ($BG_TLS_KEY)\n"
+            "      --tls-server-name N   the name the server's certificate must hold\n"
+            "                            (default $BG_TLS_SERVER_NAME, else the URL's host)\n"
             "  -V, --version             print the version\n"
             "  -h, --help                print this help\n");
 }
@@ -42,7 +49,7 @@ static void on_stop(int sig) {
     bg_worker_signal(the_worker, BG_WORKER_STOP);
 }
 
-/* A closed terminal or a careless kill -HUP must not stop the worker (SPEC section 10). */
+/* A closed terminal or a careless kill -HUP must not stop the worker (docs/operations.md#logs). */
 static void on_hangup(int sig) {
     (void)sig;
     bg_worker_signal(the_worker, BG_WORKER_HANGUP);
@@ -110,9 +117,9 @@ static void parse(int argc, char **argv, bg_worker_options *o, bgc_daemon *d, ex
             if (bgc_parse_duration_ms(optarg, &ms) != 0)
                 bad_usage("invalid duration '%s': e.g. 30, 1.5s, 250ms, 5m, 2h, 1d", optarg);
             if (ch == OPT_JOB_TIMEOUT)
-                o->job_timeout_s = ms / 1000;
+                o->job_timeout_ms = ms;
             else
-                o->shutdown_timeout_s = ms / 1000;
+                o->shutdown_timeout_ms = ms;
             break;
         default:
             bgc_daemon_option(d, ch, optarg, argv);
@@ -125,6 +132,7 @@ int main(int argc, char **argv) {
     bg_worker_options o;
     bgc_daemon d;
     extras x = {0};
+    bgc_service service;
     char err[1024];
 
     bg_worker_options_init(&o);
@@ -135,6 +143,8 @@ int main(int argc, char **argv) {
     o.queues = (const char *const *)d.queues;
     o.nqueues = d.nqueues;
     o.log = bgc_logger(&d.log);
+    o.events = bgc_service_events(&service);
+    o.tls = d.tls.tls;
 
     bg_worker *w;
     int rc = bg_worker_new(&w, &o, err, sizeof err);

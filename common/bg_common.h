@@ -36,6 +36,35 @@ const char *bgc_default_url(void);
 /* The namespace to use when no -n was given: $BG_NAMESPACE, else "bg". */
 const char *bgc_default_ns(void);
 
+/* The TLS options every program takes (docs/operations.md#tls): --tls-ca-cert FILE,
+ * --tls-cert FILE, --tls-key FILE and --tls-server-name NAME, each defaulting to its
+ * environment variable BG_TLS_CA_CERT, BG_TLS_CERT, BG_TLS_KEY, BG_TLS_SERVER_NAME. from[i]
+ * names where option i came from ("--tls-cert" or "BG_TLS_CERT"), for messages. */
+typedef struct {
+    bg_tls_options tls;
+    const char *from[4];
+} bgc_tls;
+
+#define BGC_OPT_TLS_CA_CERT 250
+#define BGC_OPT_TLS_CERT 251
+#define BGC_OPT_TLS_KEY 252
+#define BGC_OPT_TLS_SERVER_NAME 253
+#define BGC_TLS_LONGOPTS                                                                           \
+    {"tls-ca-cert", required_argument, NULL, BGC_OPT_TLS_CA_CERT},                                 \
+        {"tls-cert", required_argument, NULL, BGC_OPT_TLS_CERT},                                   \
+        {"tls-key", required_argument, NULL, BGC_OPT_TLS_KEY}, {                                   \
+        "tls-server-name", required_argument, NULL, BGC_OPT_TLS_SERVER_NAME                        \
+    }
+
+/* Fills t from the environment (an empty variable counts as unset). */
+void bgc_tls_init(bgc_tls *t);
+/* Takes the value of one of BGC_TLS_LONGOPTS (ch its code): returns 1, or 0 for another ch. */
+int bgc_tls_option(bgc_tls *t, int ch, const char *arg);
+/* Checks t against url before any connection: a TLS option with a URL that is not rediss://,
+ * an empty value, a file that cannot be opened for reading. Returns 0, or -1 with a message
+ * naming the option (or variable) in err. */
+int bgc_tls_check(const bgc_tls *t, const char *url, char *err, size_t errlen);
+
 /* ---- log.c ---- */
 
 typedef struct {
@@ -49,7 +78,8 @@ typedef struct {
 void bgc_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 __attribute__((noreturn));
 
-/* The options bg-worker and bg-watcher take alike: -q, -r, -n, -v, --log-format, -V and -h.
+/* The options bg-worker and bg-watcher take alike: -q, -r, -n, -v, --log-format, -V, -h and
+ * the TLS options.
  * Each program lists BGC_DAEMON_LONGOPTS among its long options and BGC_DAEMON_SHORTOPTS in
  * its option string, handles its own options, and hands every other getopt_long result to
  * bgc_daemon_option(). */
@@ -60,6 +90,7 @@ typedef struct {
     char **queues;          /* -q, every one given, in order */
     size_t nqueues;
     bgc_log_config log;
+    bgc_tls tls; /* --tls-*, else the environment's */
 } bgc_daemon;
 
 #define BGC_OPT_LOG_FORMAT 255
@@ -68,15 +99,14 @@ typedef struct {
     {"queue", required_argument, NULL, 'q'}, {"redis", required_argument, NULL, 'r'},              \
         {"namespace", required_argument, NULL, 'n'}, {"verbose", no_argument, NULL, 'v'},          \
         {"log-format", required_argument, NULL, BGC_OPT_LOG_FORMAT},                               \
-        {"version", no_argument, NULL, 'V'}, {                                                     \
-        "help", no_argument, NULL, 'h'                                                             \
-    }
+        {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, BGC_TLS_LONGOPTS
 
 void bgc_daemon_init(bgc_daemon *d, const char *prog, void (*usage)(FILE *f));
 /* Takes one of the shared options, or reports what getopt_long refused; exits 0 after -V and
  * -h, 2 on a usage error. */
 void bgc_daemon_option(bgc_daemon *d, int ch, const char *arg, char **argv);
-/* After the options: no operand left, a URL that parses, a valid namespace; else exits 2. */
+/* After the options: no operand left, a URL that parses, a valid namespace, TLS options that
+ * fit the URL; else exits 2. */
 void bgc_daemon_check(const bgc_daemon *d, int argc, char **argv);
 void bgc_daemon_free(bgc_daemon *d);
 
@@ -113,5 +143,18 @@ int bgc_sd_notify(const char *state);
  * wanted (the variable is unset or not a positive number, or $WATCHDOG_PID names another
  * process). */
 uint64_t bgc_sd_watchdog_interval_us(void);
+
+/* ---- service.c ---- */
+
+/* What the event sink below keeps between events. */
+typedef struct {
+    uint64_t watchdog_us;    /* bgc_sd_watchdog_interval_us(), read once */
+    double last_watchdog_us; /* when WATCHDOG=1 was last sent (monotonic) */
+} bgc_service;
+
+/* A bg_events that tells systemd (sd_notify) of a worker's or watcher's life: READY=1,
+ * STATUS=<text>, WATCHDOG=1 on each healthy tick (when systemd asks for a watchdog; at most
+ * twice per WatchdogSec), STOPPING=1. s must outlive the loop. */
+bg_events bgc_service_events(bgc_service *s);
 
 #endif

@@ -3,6 +3,7 @@
  * or an environment variable hands a program passes through one of these, so each is strict: the
  * whole string must parse, or the caller reports a usage error. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -240,4 +241,57 @@ const char *bgc_default_url(void) {
 const char *bgc_default_ns(void) {
     const char *v = env("BG_NAMESPACE");
     return v ? v : BG_DEFAULT_NAMESPACE;
+}
+
+static const char *const tls_flags[] = {"--tls-ca-cert", "--tls-cert", "--tls-key",
+                                        "--tls-server-name"};
+static const char *const tls_vars[] = {"BG_TLS_CA_CERT", "BG_TLS_CERT", "BG_TLS_KEY",
+                                       "BG_TLS_SERVER_NAME"};
+
+static const char **tls_field(bg_tls_options *t, int i) {
+    const char **fields[] = {&t->ca_cert, &t->cert, &t->key, &t->server_name};
+    return fields[i];
+}
+
+void bgc_tls_init(bgc_tls *t) {
+    memset(t, 0, sizeof *t);
+    for (int i = 0; i < 4; i++)
+        if ((*tls_field(&t->tls, i) = env(tls_vars[i])) != NULL)
+            t->from[i] = tls_vars[i];
+}
+
+int bgc_tls_option(bgc_tls *t, int ch, const char *arg) {
+    int i = ch - BGC_OPT_TLS_CA_CERT;
+    if (i < 0 || i > 3)
+        return 0;
+    *tls_field(&t->tls, i) = arg;
+    t->from[i] = tls_flags[i];
+    return 1;
+}
+
+int bgc_tls_check(const bgc_tls *t, const char *url, char *err, size_t errlen) {
+    bg_tls_options tls = t->tls;
+    for (int i = 0; i < 4; i++) {
+        const char *v = *tls_field(&tls, i);
+        if (!v)
+            continue;
+        if (!url || strncmp(url, "rediss://", 9) != 0) {
+            snprintf(err, errlen, "%s needs a rediss:// URL", t->from[i]);
+            return -1;
+        }
+        if (!*v) {
+            snprintf(err, errlen, "%s is empty", t->from[i]);
+            return -1;
+        }
+        if (i == 3)
+            continue;
+        /* Opened here, not only by OpenSSL, so the message names the option and the file. */
+        FILE *f = fopen(v, "r");
+        if (!f) {
+            snprintf(err, errlen, "cannot read %s '%s': %s", t->from[i], v, strerror(errno));
+            return -1;
+        }
+        fclose(f);
+    }
+    return 0;
 }

@@ -25,10 +25,13 @@ void bgc_daemon_init(bgc_daemon *d, const char *prog, void (*usage)(FILE *f)) {
     d->url = bgc_default_url();
     d->ns = bgc_default_ns();
     d->log.level = BG_LOG_INFO;
+    bgc_tls_init(&d->tls);
 }
 
 void bgc_daemon_option(bgc_daemon *d, int ch, const char *arg, char **argv) {
     char err[256];
+    if (bgc_tls_option(&d->tls, ch, arg))
+        return;
     switch (ch) {
     case 'q':
         if (bgc_parse_queues(arg, &d->queues, &d->nqueues, err, sizeof err) != 0)
@@ -71,6 +74,8 @@ void bgc_daemon_check(const bgc_daemon *d, int argc, char **argv) {
         bgc_usage_error(d->prog, "%s", err);
     if (!bg_namespace_valid(d->ns))
         bgc_usage_error(d->prog, "invalid namespace '%s': 1 to 64 of A-Z a-z 0-9 _ . -", d->ns);
+    if (bgc_tls_check(&d->tls, d->url, err, sizeof err) != 0)
+        bgc_usage_error(d->prog, "%s", err);
 }
 
 void bgc_daemon_free(bgc_daemon *d) {

@@ -86,6 +86,7 @@ int main(int argc, char **argv) {
     opts.queues = (const char *const *)(argv + optind);
     opts.nqueues = (size_t)(argc - optind);
     opts.concurrency = 2;
+    opts.shutdown_timeout_ms = 25000; /* durations are in milliseconds; 0 job_timeout_ms: none */
     opts.log.fn = log_line;
     opts.log.level = BG_LOG_INFO;
 

@@ -12,16 +12,12 @@
 -- else nothing is written and the reply is {'badkey', key, what}.
 local id = ARGV[7]
 local job = ARGV[1] .. id
-local bad = badkey(job, 'hash')
-if bad then
-  return bad
-end
-local q = redis.call('HGET', job, 'que')
+local q, reply = job_queue(job)
 if not q then
-  return redis.call('EXISTS', job) == 1 and -1 or 0
+  return reply
 end
 local ready, sched, proc = ARGV[2] .. q, ARGV[3] .. q, ARGV[4] .. q
-bad = badkey(ready, 'list') or badkey(sched, 'zset') or badkey(proc, 'set')
+local bad = badkey(ready, 'list') or badkey(sched, 'zset') or badkey(proc, 'set')
 if bad then
   return bad
 end

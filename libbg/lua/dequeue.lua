@@ -7,15 +7,11 @@
 -- else nothing is removed and the reply is {'badkey', key, what}.
 local id = ARGV[4]
 local job = ARGV[1] .. id
-local bad = badkey(job, 'hash')
-if bad then
-  return bad
-end
-local q = redis.call('HGET', job, 'que')
+local q, reply = job_queue(job)
 if not q then
-  return redis.call('EXISTS', job) == 1 and -1 or 0
+  return reply
 end
-bad = badkey(ARGV[2] .. q, 'list') or badkey(ARGV[3] .. q, 'zset')
+local bad = badkey(ARGV[2] .. q, 'list') or badkey(ARGV[3] .. q, 'zset')
 if bad then
   return bad
 end

@@ -16,19 +16,60 @@
 
 /* ---- url.c: docs/schema.md#formats Redis URLs ---- */
 
+typedef struct bg__tls bg__tls;
+
 typedef struct {
     char *host; /* TCP host, or NULL for a unix socket */
     int port;
     char *path; /* unix socket path, or NULL */
     int db;
-    char *user; /* ACL user, decoded; NULL when absent */
-    char *pass; /* password, decoded; NULL when absent */
+    char *user;   /* ACL user, decoded; NULL when absent */
+    char *pass;   /* password, decoded; NULL when absent */
+    int tls;      /* a rediss:// URL */
+    bg__tls *ctx; /* its TLS setup (tls.c), made by bg__url_parse_tls(); owned */
 } bg__url;
 
 /* Parses s into u (zeroed first). On failure returns BG_EURL (or BG_ENOMEM) with a message
  * naming the masked URL in err. Free u with bg__url_clear() either way. */
 int bg__url_parse(const char *s, bg__url *u, char *err, size_t errlen);
 void bg__url_clear(bg__url *u);
+
+/* Checks TLS options t against a parsed URL u: any option set needs a rediss:// URL, a client
+ * certificate its key and a key its certificate, and no option may be an empty string. Returns
+ * BG_OK, or BG_EINVAL with a message in err. */
+int bg__url_tls_check(const bg__url *u, const bg_tls_options *t, char *err, size_t errlen);
+
+/* bg__url_parse(), then bg__url_tls_check() and, for a rediss:// URL, the TLS setup of tls.c
+ * (the CA store, the client certificate and key loaded now, so a bad file is reported by the
+ * handle's constructor). t may be NULL. Returns BG_OK, BG_EURL, BG_EINVAL or BG_ENOMEM with a
+ * message in err. */
+int bg__url_parse_tls(const char *s, const bg_tls_options *t, bg__url *u, char *err, size_t errlen);
+
+/* ---- tls.c: TLS for hiredis 0.14 through a socketpair (docs/operations.md#tls) ---- */
+
+/* One TLS connection carried by the process's pump thread; shared by the connection and the
+ * pump, freed by whichever lets go of it last. */
+typedef struct bg__tls_link bg__tls_link;
+
+/* Makes the TLS setup of t: NULL fields as bg_tls_options says. BG_OK, or BG_EINVAL naming the
+ * file that could not be used, or BG_ENOMEM. */
+int bg__tls_new(bg__tls **out, const bg_tls_options *t, char *err, size_t errlen);
+void bg__tls_free(bg__tls *t);
+
+/* Runs the TLS handshake on fd, a connected TCP socket in blocking mode, each read and write
+ * of it waiting at most timeout_ms, verifying the certificate against host (or the setup's
+ * server name). On success hands fd to the pump thread and returns the plaintext end of a
+ * socketpair for hiredis (close-on-exec), with *link set; on failure returns -1 with a message
+ * in err (fd is closed either way). */
+int bg__tls_connect(const bg__tls *t, const char *host, int fd, int timeout_ms, bg__tls_link **link,
+                    char *err, size_t errlen);
+
+/* Why the pump ended the link ("" when it did not, or the peer closed it cleanly). */
+void bg__tls_link_why(bg__tls_link *l, char *buf, size_t len);
+
+/* Lets go of the connection's hold on l (its hiredis end must be closed first, which tells the
+ * pump to close the TLS side). NULL is a no-op. */
+void bg__tls_link_release(bg__tls_link *l);
 
 /* ---- keys.c: every Redis key name, in one place (docs/schema.md#keys) ---- */
 
@@ -114,8 +155,9 @@ int bg__script_refused(const redisReply *r, const char **key, const char **what)
  * returned an error unusable). */
 typedef struct {
     redisContext *rc;
-    long long id;    /* CLIENT ID */
-    char run_id[41]; /* the server's run_id */
+    bg__tls_link *tls; /* for a rediss:// connection: rc talks to the pump through a socketpair */
+    long long id;      /* CLIENT ID */
+    char run_id[41];   /* the server's run_id */
     char sha[BG__LUA_COUNT][41];
     char err[BG__ERRLEN];
     int inflight;                      /* commands appended whose replies are still on the socket */
@@ -192,9 +234,10 @@ typedef struct {
     void *ud;
 } bg__notify;
 
-/* Makes tracker's server report every change to a key under prefix to redirect_id (with
- * noloop, except changes tracker makes itself). BG_OK, BG_EACL when refused, BG_EIO. */
-int bg__notify_track(bg__conn *tracker, long long redirect_id, const char *prefix, int noloop);
+/* Makes tracker's server report every change to a key under any of the prefixes to redirect_id
+ * (with noloop, except changes tracker makes itself). BG_OK, BG_EACL when refused, BG_EIO. */
+int bg__notify_track(bg__conn *tracker, long long redirect_id, const char *const *prefixes,
+                     int nprefixes, int noloop);
 
 /* Subscribes n->conn (already open) to the reports. BG_OK or BG_EIO. */
 int bg__notify_subscribe(bg__notify *n);
@@ -247,23 +290,52 @@ int bg__census_has_fiber(const bg__census *c, long long id);
  * to len - 1 bytes; out is "" when there is none. len must be at least 1. */
 void bg__parse_run_id(const char *info, char *out, size_t len);
 
-/* ---- finish.c: the arguments of finish.lua ---- */
+/* ---- finish.c: outcomes, and the arguments of finish.lua ---- */
 
-/* One record of finish.lua (see its header for the outcomes). NULL strings mean "". */
+#define BG__QUEUE_BUF 129 /* a queue name (1 to 128 bytes, docs/schema.md#formats) and its NUL */
+#define BG__MSG_MAX 1024  /* an attempt's msg, at most, in bytes */
+#define BG__ERR_BUF 128   /* an attempt's err, and its NUL */
+#define BG__TIME_BUF 32   /* an attempt's time: ms with three decimals, and its NUL */
+#define BG__RND_SPAN 10   /* a retry's backoff has a random part of rnd 0 to 9 (finish.lua) */
+
+/* What finish.lua does with an attempt (see its header); the names it takes are in finish.c. */
+typedef enum {
+    BG__OUTCOME_OK,       /* completed */
+    BG__OUTCOME_FAIL,     /* failed, retried while att <= rty, else dead */
+    BG__OUTCOME_DEAD,     /* failed, never retried (the job cannot run) */
+    BG__OUTCOME_SHUTDOWN, /* failed, the job back at the head of ready, att down by one */
+    BG__OUTCOME_UNCLAIM,  /* prefetched, never started: attempt deleted, the job back to ready */
+    BG__OUTCOME_VANISH    /* (watcher) its worker vanished: no fin, no time, itr up by one */
+} bg__outcome_kind;
+
+/* One attempt's outcome, from the handler that ran it (or the watcher that judged it) to the
+ * record finish.lua takes: the one struct every caller fills. Empty strings are sent as "". */
 typedef struct {
-    const char *attempt, *queue, *outcome, *time, *err, *msg;
-    int rnd;                           /* 0..9, the random part of the backoff */
-    const char *guard_wrk, *guard_rid; /* act only while the attempt still has these */
-    int max_itr;                       /* for 'vanish' */
-} bg__finish_rec;
+    char attempt[BG_UUID_LEN + 1];
+    char queue[BG__QUEUE_BUF];
+    bg__outcome_kind kind;
+    char time[BG__TIME_BUF]; /* ms with three decimals, "" for none */
+    char err[BG__ERR_BUF];
+    char msg[BG__MSG_MAX + 1];
+    int rnd;     /* 0 to BG__RND_SPAN - 1, the random part of the backoff */
+    int max_itr; /* for BG__OUTCOME_VANISH */
+    /* Act only while the attempt still has these (NULL: no guard), guard_wrk_len and
+     * guard_rid_len bytes long (an owner another program wrote may hold NULs, and the guard
+     * must be all of it; 0 means up to the first NUL). Borrowed until the record is built. */
+    const char *guard_wrk, *guard_rid;
+    size_t guard_wrk_len, guard_rid_len;
+    int refused; /* a worker's: finish.lua refused it (a key of the wrong type), sent again */
+} bg__outcome;
+
+/* The name finish.lua takes for kind ("ok", "fail", ...). */
+const char *bg__outcome_name(bg__outcome_kind kind);
+/* Sets o's kind, err and msg (msg cut to BG__MSG_MAX bytes on a UTF-8 boundary; NULL is ""). */
+void bg__outcome_set(bg__outcome *o, bg__outcome_kind kind, const char *err, const char *msg);
 
 /* Starts finish.lua's arguments: the key prefixes of namespace ns, in the script's order. */
 void bg__finish_args(bg__args *a, const char *ns);
-/* Appends one record. */
-void bg__finish_record(bg__args *a, const bg__finish_rec *r);
-/* Appends one record whose guards are wrk_len and rid_len bytes long (an owner another program
- * wrote may hold NULs, and the guard must be all of it); 0 means up to the first NUL. */
-void bg__finish_record_n(bg__args *a, const bg__finish_rec *r, size_t wrk_len, size_t rid_len);
+/* Appends o as one record. */
+void bg__finish_record(bg__args *a, const bg__outcome *o);
 
 /* What finish.lua did with a record (the elements of its reply). */
 typedef enum {
@@ -304,14 +376,16 @@ void bg__fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(
 
 /* ---- log.c ---- */
 
-/* Formats and hands a line to the logger, when its level is enabled. */
-void bg__log(const bg_logger *l, bg_log_level level, const char *role, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* bg__log() of an event about one job, with its fields for sinks that write them apart. */
+/* Formats and hands a line to the logger, when its level is enabled, with the fields of the job
+ * it is about (NULL for an event about no job) for sinks that write them apart. */
 void bg__log_job(const bg_logger *l, bg_log_level level, const char *role,
                  const bg_log_fields *fields, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+#define bg__log(l, level, role, ...) bg__log_job(l, level, role, NULL, __VA_ARGS__)
 int bg__log_enabled(const bg_logger *l, bg_log_level level);
+/* Tells ev's program of an event, with a text formatted from fmt (NULL for ""). */
+void bg__event(const bg_events *ev, bg_event event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- ratelimit.c: reporting a repeated finding at most once an interval ---- */
 

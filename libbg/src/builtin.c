@@ -1,5 +1,5 @@
-/* builtin.c: the handlers every worker has (SPEC §6): bg.noop, bg.sleep {"ms":N} (which honours
- * cancellation) and bg.fail {"err":"Name","msg":"text"}. */
+/* builtin.c: the handlers every worker has (docs/worker.md, Dispatch): bg.noop, bg.sleep {"ms":N}
+ * (which honours cancellation) and bg.fail {"err":"Name","msg":"text"}. */
 #include <string.h>
 
 #include <jansson.h>

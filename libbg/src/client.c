@@ -60,7 +60,7 @@ static int client_init(bg_client *c, const bg_client_options *opts) {
     if (!bg_namespace_valid(c->ns))
         return bg__client_fail(c, BG_EINVAL, "invalid namespace '%s': 1 to 64 of A-Z a-z 0-9 _ . -",
                                c->ns);
-    return bg__url_parse(url, &c->url, c->err, sizeof c->err);
+    return bg__url_parse_tls(url, &opts->tls, &c->url, c->err, sizeof c->err);
 }
 
 int bg_client_new(bg_client **out, const bg_client_options *opts, char *errbuf, size_t errlen) {

@@ -8,12 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "bg_int.h"
 
 static void io_error(bg__conn *c, const char *what) {
+    char why[256] = "";
+    if (c->tls)
+        bg__tls_link_why(c->tls, why, sizeof why);
     if (c->rc && c->rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
         bg__fmt(c->err, sizeof c->err, "%s: Redis did not answer in time", what);
+    else if (*why) /* the TLS side's reason: hiredis only saw its socketpair closed */
+        bg__fmt(c->err, sizeof c->err, "%s: %s", what, why);
     else if (c->rc && c->rc->err)
         bg__fmt(c->err, sizeof c->err, "%s: %s", what, c->rc->errstr);
     else
@@ -25,6 +31,9 @@ void bg__conn_close(bg__conn *c) {
     if (c->rc)
         redisFree(c->rc);
     c->rc = NULL;
+    /* After redisFree: its end of the socketpair closed tells the pump to close the TLS side. */
+    bg__tls_link_release(c->tls);
+    c->tls = NULL;
     c->id = -1;
     for (int i = 0; i < c->nahead; i++)
         freeReplyObject(c->ahead[i]);
@@ -81,6 +90,34 @@ static int is_transient(const redisReply *r) {
     return 0;
 }
 
+/* For a rediss:// URL, replaces the TCP connection c->rc with one to the TLS pump (tls.c): the
+ * handshake runs here, its socket goes to the pump and hiredis gets a socketpair's end, so it
+ * reads and writes with its own blocking calls and timeouts as on plaintext. */
+static int dial_tls(bg__conn *c, const bg__url *u, const char *url_masked, int timeout_ms) {
+    char why[BG__ERRLEN];
+    /* hiredis dialled (resolving, with its connect timeout and its messages) and set keepalive
+     * on the socket, which the pump keeps. */
+    int fd = redisFreeKeepFd(c->rc);
+    c->rc = NULL;
+    if (!u->ctx) {
+        close(fd);
+        bg__fmt(c->err, sizeof c->err, "cannot connect to %s: TLS is not set up", url_masked);
+        return BG_ECONNECT;
+    }
+    int plain = bg__tls_connect(u->ctx, u->host, fd, timeout_ms, &c->tls, why, sizeof why);
+    if (plain < 0) {
+        bg__fmt(c->err, sizeof c->err, "cannot connect to %s: %s", url_masked, why);
+        return BG_ECONNECT;
+    }
+    if (!(c->rc = redisConnectFd(plain))) {
+        close(plain);
+        bg__fmt(c->err, sizeof c->err, "cannot connect to %s: out of memory", url_masked);
+        bg__conn_close(c);
+        return BG_ENOMEM;
+    }
+    return BG_OK;
+}
+
 /* Connects to u with bg's socket manners. Returns BG_OK, or an error with a message (the
  * connection is closed then). */
 static int dial(bg__conn *c, const bg__url *u, const char *url_masked, int timeout_ms) {
@@ -99,10 +136,12 @@ static int dial(bg__conn *c, const bg__url *u, const char *url_masked, int timeo
     /* hiredis opens sockets without FD_CLOEXEC; an exec child holding one would keep a dead
      * worker's connection alive in CLIENT LIST. */
     fcntl(c->rc->fd, F_SETFD, fcntl(c->rc->fd, F_GETFD) | FD_CLOEXEC);
-    redisSetTimeout(c->rc, tv);
     if (!u->path)
         redisEnableKeepAlive(c->rc);
-    return BG_OK;
+    int rc = u->tls ? dial_tls(c, u, url_masked, timeout_ms) : BG_OK;
+    if (rc == BG_OK)
+        redisSetTimeout(c->rc, tv);
+    return rc;
 }
 
 /* Where each command of the handshake sits in its pipeline; -1 for one not sent. */

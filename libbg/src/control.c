@@ -52,24 +52,26 @@ static int running_reply(const redisReply *r, bg_uuid attempt) {
 }
 
 int bg_job_cancel(bg_client *c, const char *job, bg_cancel_result *what, bg_uuid attempt) {
-    char jobs[256], ready[256], sched[256], proc[256], atts[256], cancel[256];
+    /* cancel.lua's ARGV: the prefixes of these kinds, then the job and how long to keep. */
+    static const bg__key_kind kinds[] = {BG__K_JOBS,       BG__K_READY,    BG__K_SCHEDULED,
+                                         BG__K_PROCESSING, BG__K_ATTEMPTS, BG__K_CANCEL};
+    enum { NKINDS = sizeof kinds / sizeof kinds[0] };
+    char prefix[NKINDS][256];
+    const char *argv[NKINDS + 2];
     int rc;
     if (attempt)
         attempt[0] = '\0';
     if (!c)
         return BG_EINVAL;
-    if (!job || !*job)
-        return bg__client_fail(c, BG_EINVAL, "no job given");
-    if ((rc = bg__client_ensure(c)) != BG_OK)
+    if ((rc = bg__client_start_job(c, job)) != BG_OK)
         return rc;
-    bg__key(jobs, sizeof jobs, c->ns, BG__K_JOBS, "");
-    bg__key(ready, sizeof ready, c->ns, BG__K_READY, "");
-    bg__key(sched, sizeof sched, c->ns, BG__K_SCHEDULED, "");
-    bg__key(proc, sizeof proc, c->ns, BG__K_PROCESSING, "");
-    bg__key(atts, sizeof atts, c->ns, BG__K_ATTEMPTS, "");
-    bg__key(cancel, sizeof cancel, c->ns, BG__K_CANCEL, "");
-    const char *argv[] = {jobs, ready, sched, proc, atts, cancel, job, CANCEL_KEEP_MS};
-    redisReply *r = bg__conn_eval_strs(&c->conn, BG__LUA_CANCEL, 0, 8, argv);
+    for (int i = 0; i < NKINDS; i++) {
+        bg__key(prefix[i], sizeof prefix[i], c->ns, kinds[i], "");
+        argv[i] = prefix[i];
+    }
+    argv[NKINDS] = job;
+    argv[NKINDS + 1] = CANCEL_KEEP_MS;
+    redisReply *r = bg__conn_eval_strs(&c->conn, BG__LUA_CANCEL, 0, NKINDS + 2, argv);
     if (r && running_reply(r, attempt)) {
         if (what)
             *what = BG_CANCEL_STOPPING;

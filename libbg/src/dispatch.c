@@ -1,6 +1,7 @@
-/* dispatch.c: runs one claimed job: picks its handler in the order of SPEC §6 (plugin, exact
- * exec mapping, built-in, "*" exec catch-all), runs it on the fiber's thread, and turns what
- * happened into the outcome finish.lua records. */
+/* dispatch.c: runs one claimed job: picks its handler in the order of docs/worker.md
+ * (Dispatch: plugin, exact exec mapping, built-in, "*" exec catch-all), runs it on the calling
+ * thread (a fiber's runner), and turns what happened into the outcome finish.lua records. It
+ * reads the worker's configuration and its cut-off flag, and writes nothing but *out. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,9 @@ static int is_ours(const char *entry) {
     return 0;
 }
 
-/* The child's environment: the worker's own, with the job's BG_* variables set (SPEC §6). The
- * strings of the job part are allocated into *owned; free both with free_env(). */
+/* The child's environment: the worker's own, with the job's BG_* variables set (docs/worker.md,
+ * The exec protocol). The strings of the job part are allocated into *owned; free both with
+ * free_env(). */
 static char **build_env(const bg_worker *w, const bg_job *job, char **owned) {
     size_t n = 0;
     while (environ[n])
@@ -67,44 +69,37 @@ static void on_output(void *ud, int is_stderr, const char *line, size_t len) {
             is_stderr ? "stderr" : "stdout", (int)len, line);
 }
 
-static void set_busy(bg__fiber *f, const bg_job *job, int exec) {
-    pthread_mutex_lock(&f->mu);
-    f->busy = 1;
-    f->cur_exec = exec;
-    f->started_ms = bg__mono_ms();
-    bg__fmt(f->cur_attempt, sizeof f->cur_attempt, "%s", job->attempt_id);
-    bg__fmt(f->cur_queue, sizeof f->cur_queue, "%s", job->queue);
-    pthread_mutex_unlock(&f->mu);
-}
-
-static void set_idle(bg__fiber *f) {
-    pthread_mutex_lock(&f->mu);
-    f->busy = 0;
-    pthread_mutex_unlock(&f->mu);
-}
-
 static void fail(bg__outcome *out, const char *err, const char *msg) {
-    out->outcome = "fail";
-    bg__fmt(out->err, sizeof out->err, "%s", err);
-    bg__utf8_cut(msg, strlen(msg), BG__MSG_MAX, out->msg);
+    bg__outcome_set(out, BG__OUTCOME_FAIL, err, msg);
 }
 
-static void run_exec(bg__fiber *f, const bg_job *job, const char *command, bg__outcome *out) {
+/* Stopped by bg-cli cancel: the job goes dead at once, retries or not (docs/cli.md#cancel). */
+static void canceled(bg__outcome *out) {
+    bg__outcome_set(out, BG__OUTCOME_DEAD, "Canceled", "canceled (bg-cli cancel)");
+}
+
+static void shut_down(bg__outcome *out) {
+    bg__outcome_set(out, BG__OUTCOME_SHUTDOWN, "Worker Shutdown", "ended by the worker's shutdown");
+}
+
+static void run_exec(const bg_worker *w, const bg_job *job, const char *command,
+                     const atomic_int *cancel, bg__outcome *out) {
     char *owned[NENV];
-    char **env = build_env(f->w, job, owned);
+    char **env = build_env(w, job, owned);
     if (!env) {
         fail(out, "ExecError", "out of memory building the environment");
         return;
     }
-    output_ctx octx = {f->w, job};
+    output_ctx octx = {w, job};
     bg__exec_params p = {
         .command = command,
         .input = job->arg,
         .input_len = job->arg_len,
         .env = env,
-        .timeout_ms = f->w->job_timeout_ms,
-        .cutoff = &f->w->cutoff,
-        .on_output = bg__log_enabled(&f->w->log, BG_LOG_DEBUG) ? on_output : NULL,
+        .timeout_ms = w->job_timeout_ms,
+        .cutoff = &w->cutoff,
+        .cancel = cancel,
+        .on_output = bg__log_enabled(&w->log, BG_LOG_DEBUG) ? on_output : NULL,
         .ud = &octx,
     };
     bg__exec_result res;
@@ -115,12 +110,13 @@ static void run_exec(bg__fiber *f, const bg_job *job, const char *command, bg__o
     free(env);
     switch (res.outcome) {
     case BG__EXEC_OK:
-        out->outcome = "ok";
+        out->kind = BG__OUTCOME_OK;
         break;
     case BG__EXEC_CUTOFF:
-        out->outcome = "shutdown";
-        bg__fmt(out->err, sizeof out->err, "Worker Shutdown");
-        bg__fmt(out->msg, sizeof out->msg, "ended by the worker's shutdown");
+        shut_down(out);
+        break;
+    case BG__EXEC_CANCELED:
+        canceled(out);
         break;
     default:
         fail(out, res.err[0] ? res.err : "ExecError", res.msg);
@@ -128,33 +124,33 @@ static void run_exec(bg__fiber *f, const bg_job *job, const char *command, bg__o
     }
 }
 
-static void run_fn(bg__fiber *f, const bg_job *job, bg_handler_fn fn, void *ud, bg__outcome *out) {
+static void run_fn(const bg_worker *w, const bg_job *job, bg_handler_fn fn, void *ud,
+                   const atomic_int *timed_out, const atomic_int *cancel, bg__outcome *out) {
     bg_error e;
     memset(&e, 0, sizeof e);
     int rc = fn(job, &e, ud);
     if (rc == 0) {
-        out->outcome = "ok";
-    } else if (atomic_load(&f->w->cutoff) && atomic_load(&f->cancel)) {
-        out->outcome = "shutdown";
-        bg__fmt(out->err, sizeof out->err, "Worker Shutdown");
-        bg__fmt(out->msg, sizeof out->msg, "ended by the worker's shutdown");
-    } else if (atomic_load(&f->timed_out)) {
+        out->kind = BG__OUTCOME_OK;
+    } else if (atomic_load(&w->cutoff) && atomic_load(job->cancel)) {
+        shut_down(out);
+    } else if (atomic_load(cancel)) {
+        canceled(out);
+    } else if (atomic_load(timed_out)) {
         char msg[64];
-        bg__fmt(msg, sizeof msg, "timed out after %.3f s", f->w->job_timeout_ms / 1000);
+        bg__fmt(msg, sizeof msg, "timed out after %.3f s", w->job_timeout_ms / 1000);
         fail(out, "Timeout", msg);
     } else {
         fail(out, e.set && e.err[0] ? e.err : "HandlerError", e.msg);
     }
 }
 
-void bg__dispatch(bg__fiber *f, const bg_job *job, bg__outcome *out) {
-    bg_worker *w = f->w;
+void bg__dispatch(const bg_worker *w, const bg_job *job, const atomic_int *timed_out,
+                  const atomic_int *canceled, bg__outcome *out) {
     const bg__handler *h = bg__registry_find(&w->reg, job->cls);
     bg_handler_fn fn = NULL;
     void *ud = NULL;
     const char *command = NULL;
 
-    memset(out, 0, sizeof *out);
     if (h && h->fn) {
         fn = h->fn;
         ud = h->userdata;
@@ -165,20 +161,15 @@ void bg__dispatch(bg__fiber *f, const bg_job *job, bg__outcome *out) {
         command = h->command;
     }
 
-    atomic_store(&f->cancel, 0);
-    atomic_store(&f->timed_out, 0);
     double t0 = bg__mono_ms();
     if (!fn && !command) {
         char msg[300];
         bg__fmt(msg, sizeof msg, "no handler for class '%.200s'", job->cls);
         fail(out, "UnknownJobClass", msg);
+    } else if (fn) {
+        run_fn(w, job, fn, ud, timed_out, canceled, out);
     } else {
-        set_busy(f, job, command != NULL);
-        if (fn)
-            run_fn(f, job, fn, ud, out);
-        else
-            run_exec(f, job, command, out);
-        set_idle(f);
+        run_exec(w, job, command, canceled, out);
     }
     bg__fmt(out->time, sizeof out->time, "%.3f", bg__mono_ms() - t0);
 }

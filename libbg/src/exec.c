@@ -1,4 +1,4 @@
-/* exec.c: runs one job's command by the exec protocol of SPEC §6. A supervisor process owns
+/* exec.c: runs one job's command by the exec protocol of docs/worker.md. A supervisor process owns
  * the lifetime of the job's process group; the calling thread feeds stdin, collects stdout
  * and stderr, and turns the way the command ended into an outcome, err and msg. */
 #include <errno.h>
@@ -335,7 +335,7 @@ static pid_t spawn(run_state *r) {
     return pid;
 }
 
-enum { END_NONE, END_TIMEOUT, END_CUTOFF };
+enum { END_NONE, END_TIMEOUT, END_CUTOFF, END_CANCEL };
 
 /* Polls until the supervisor has reported and the output is drained (or DRAIN_MS have passed
  * since: a process that left the group may hold a pipe open). Returns why we ended it. */
@@ -352,6 +352,8 @@ static int pump(run_state *r) {
         if (why == END_NONE && status_at == 0) {
             if (p->cutoff && atomic_load(p->cutoff))
                 why = END_CUTOFF;
+            else if (p->cancel && atomic_load(p->cancel))
+                why = END_CANCEL;
             else if (p->timeout_ms > 0 && now - start >= p->timeout_ms)
                 why = END_TIMEOUT;
             if (why != END_NONE) {
@@ -394,7 +396,7 @@ static void exit_msg(const run_state *r, bg__exec_result *res, int code) {
     size_t len = r->tail_len;
     while (len > 0 && (t[len - 1] == '\n' || t[len - 1] == '\r'))
         len--;
-    /* SPEC §6 writes it "exit N: <stderr tail>", the ": " there even when the tail is empty. */
+    /* docs/worker.md writes it "exit N: <stderr tail>", with the ": " when the tail is empty. */
     bg__fmt(res->msg, sizeof res->msg, "exit %d: ", code);
     if (len == 0)
         return;
@@ -421,6 +423,9 @@ static void fill_result(const run_state *r, int why, bg__exec_result *res) {
     } else if (why == END_CUTOFF) {
         set_res(res, BG__EXEC_CUTOFF, "");
         bg__fmt(res->msg, sizeof res->msg, "cut off at the worker's shutdown");
+    } else if (why == END_CANCEL) {
+        set_res(res, BG__EXEC_CANCELED, "Canceled");
+        bg__fmt(res->msg, sizeof res->msg, "canceled (bg-cli cancel)");
     } else if (why == END_TIMEOUT) {
         set_res(res, BG__EXEC_FAILED, "Timeout");
         bg__fmt(res->msg, sizeof res->msg, "timed out after %g s", r->p->timeout_ms / 1000);

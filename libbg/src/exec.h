@@ -1,4 +1,4 @@
-/* exec.h: running one job as an external command with the exec protocol of SPEC §6. */
+/* exec.h: running one job as an external command with the exec protocol of docs/worker.md. */
 #ifndef BG_EXEC_H
 #define BG_EXEC_H
 
@@ -15,6 +15,7 @@ typedef struct {
     char *const *env;         /* the child's whole environment, NULL-terminated */
     double timeout_ms;        /* > 0: past this, TERM then KILL; the outcome is a Timeout */
     const atomic_int *cutoff; /* when it turns non-zero: TERM then KILL; outcome CUTOFF */
+    const atomic_int *cancel; /* the same for bg-cli cancel (may be NULL); outcome CANCELED */
     /* Called with each line the child writes (without its newline; long lines in pieces),
      * from the calling thread, for the worker's debug log. May be NULL. */
     void (*on_output)(void *ud, int is_stderr, const char *line, size_t len);
@@ -22,10 +23,11 @@ typedef struct {
 } bg__exec_params;
 
 typedef enum {
-    BG__EXEC_OK,     /* exit 0 */
-    BG__EXEC_FAILED, /* err and msg say why: ExitStatus, Signal, Timeout */
-    BG__EXEC_CUTOFF, /* ended because *cutoff turned non-zero */
-    BG__EXEC_ERROR   /* could not run it (fork, pipe failed): err "ExecError" */
+    BG__EXEC_OK,       /* exit 0 */
+    BG__EXEC_FAILED,   /* err and msg say why: ExitStatus, Signal, Timeout */
+    BG__EXEC_CUTOFF,   /* ended because *cutoff turned non-zero */
+    BG__EXEC_CANCELED, /* ended because *cancel turned non-zero */
+    BG__EXEC_ERROR     /* could not run it (fork, pipe failed): err "ExecError" */
 } bg__exec_outcome;
 
 typedef struct {

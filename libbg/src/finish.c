@@ -1,5 +1,6 @@
-/* finish.c: builds the arguments of finish.lua, the one script that records every outcome, for
- * fibers, for a worker's shutdown, and for watchers. */
+/* finish.c: outcomes, and the arguments of finish.lua, the one script that records every
+ * outcome, for fibers and for watchers. An outcome is one bg__outcome from the handler (or the
+ * watcher's judgement) to the script's ARGV; its names are written here only. */
 #include <string.h>
 
 #include "bg_int.h"
@@ -15,6 +16,25 @@ void bg__finish_args(bg__args *a, const char *ns) {
     }
 }
 
+/* The outcome names of finish.lua's ARGV, written once. */
+static const char *const outcome_names[] = {
+    [BG__OUTCOME_OK] = "ok",           [BG__OUTCOME_FAIL] = "fail",
+    [BG__OUTCOME_DEAD] = "dead",       [BG__OUTCOME_SHUTDOWN] = "shutdown",
+    [BG__OUTCOME_UNCLAIM] = "unclaim", [BG__OUTCOME_VANISH] = "vanish"};
+
+const char *bg__outcome_name(bg__outcome_kind kind) {
+    return (unsigned)kind < sizeof outcome_names / sizeof outcome_names[0] ? outcome_names[kind]
+                                                                           : "";
+}
+
+void bg__outcome_set(bg__outcome *o, bg__outcome_kind kind, const char *err, const char *msg) {
+    o->kind = kind;
+    bg__fmt(o->err, sizeof o->err, "%s", err ? err : "");
+    if (!msg)
+        msg = "";
+    bg__utf8_cut(msg, strlen(msg), BG__MSG_MAX, o->msg);
+}
+
 /* A guard, byte for byte: finish.lua compares it whole with what the attempt holds. */
 static void guard(bg__args *a, const char *s, size_t len) {
     if (!s)
@@ -22,21 +42,17 @@ static void guard(bg__args *a, const char *s, size_t len) {
     bg__args_add(a, s, len ? len : strlen(s));
 }
 
-void bg__finish_record(bg__args *a, const bg__finish_rec *r) {
-    bg__finish_record_n(a, r, 0, 0);
-}
-
-void bg__finish_record_n(bg__args *a, const bg__finish_rec *r, size_t wrk_len, size_t rid_len) {
-    bg__args_str(a, r->attempt);
-    bg__args_str(a, r->queue);
-    bg__args_str(a, r->outcome);
-    bg__args_str(a, r->time ? r->time : "");
-    bg__args_str(a, r->err ? r->err : "");
-    bg__args_str(a, r->msg ? r->msg : "");
-    bg__args_ll(a, r->rnd);
-    guard(a, r->guard_wrk, wrk_len);
-    guard(a, r->guard_rid, rid_len);
-    bg__args_ll(a, r->max_itr);
+void bg__finish_record(bg__args *a, const bg__outcome *o) {
+    bg__args_str(a, o->attempt);
+    bg__args_str(a, o->queue);
+    bg__args_str(a, bg__outcome_name(o->kind));
+    bg__args_str(a, o->time);
+    bg__args_str(a, o->err);
+    bg__args_str(a, o->msg);
+    bg__args_ll(a, o->rnd);
+    guard(a, o->guard_wrk, o->guard_wrk_len);
+    guard(a, o->guard_rid, o->guard_rid_len);
+    bg__args_ll(a, o->max_itr);
 }
 
 bg__finish_code bg__finish_result(const redisReply *e, const char **key, const char **what) {

@@ -74,11 +74,8 @@ static int read_started(bg_worker *w, bg__heartbeat *hb) {
 
 static int busy_fibers(bg_worker *w) {
     int n = 0;
-    for (int i = 0; w->fibers && i < w->concurrency; i++) {
-        pthread_mutex_lock(&w->fibers[i].mu);
-        n += w->fibers[i].busy != 0;
-        pthread_mutex_unlock(&w->fibers[i].mu);
-    }
+    for (int i = 0; w->fibers && i < w->concurrency; i++)
+        n += w->fibers[i] && bg__fiber_busy(w->fibers[i]);
     return n;
 }
 

@@ -8,31 +8,30 @@ int bg__log_enabled(const bg_logger *l, bg_log_level level) {
     return l && (l->fn || l->event) && level >= l->level;
 }
 
-static void vlog(const bg_logger *l, bg_log_level level, const char *role,
-                 const bg_log_fields *fields, const char *fmt, va_list ap) {
+void bg__log_job(const bg_logger *l, bg_log_level level, const char *role,
+                 const bg_log_fields *fields, const char *fmt, ...) {
     char buf[2048];
+    va_list ap;
+    if (!bg__log_enabled(l, level))
+        return;
+    va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
     if (l->event)
         l->event(l->userdata, level, role, buf, fields);
     else
         l->fn(l->userdata, level, role, buf);
 }
 
-void bg__log(const bg_logger *l, bg_log_level level, const char *role, const char *fmt, ...) {
+void bg__event(const bg_events *ev, bg_event event, const char *fmt, ...) {
+    char text[512] = "";
     va_list ap;
-    if (!bg__log_enabled(l, level))
+    if (!ev || !ev->fn)
         return;
-    va_start(ap, fmt);
-    vlog(l, level, role, NULL, fmt, ap);
-    va_end(ap);
-}
-
-void bg__log_job(const bg_logger *l, bg_log_level level, const char *role,
-                 const bg_log_fields *fields, const char *fmt, ...) {
-    va_list ap;
-    if (!bg__log_enabled(l, level))
-        return;
-    va_start(ap, fmt);
-    vlog(l, level, role, fields, fmt, ap);
-    va_end(ap);
+    if (fmt) {
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+    }
+    ev->fn(ev->userdata, event, text);
 }

@@ -112,6 +112,7 @@ static const queue_metric queue_metrics[] = {
     QM("bg_queue_workers", "gauge", "Live worker processes that take from the queue.", workers),
     QM("bg_queue_fibers", "gauge", "Live fibers of those workers.", fibers),
     QM("bg_queue_jobs_per_second", "gauge", "Attempts completed in the last second.", jps),
+    QM("bg_queue_paused", "gauge", "1 when the queue is paused (bg-cli pause), else 0.", paused),
 };
 
 static void queues_text(buf *b, const bg_status *st) {

@@ -1,5 +1,5 @@
 /* notify.c: Redis's reports of key changes, for blocking on several keys at once without
- * popping anything: client tracking in broadcast mode for a key prefix, redirected to a
+ * popping anything: client tracking in broadcast mode for key prefixes, redirected to a
  * connection subscribed to __redis__:invalidate. Workers wait on their ready lists this way,
  * watchers on their scheduled sets (docs/claim.md). */
 #include <poll.h>
@@ -10,12 +10,24 @@
 #define PING_EVERY_MS 1000
 #define HANG_AFTER_MS 3000 /* no answer to a PING for this long: Redis hangs */
 
-int bg__notify_track(bg__conn *tracker, long long redirect_id, const char *prefix, int noloop) {
-    char id[32];
-    bg__fmt(id, sizeof id, "%lld", redirect_id);
-    const char *argv[] = {"CLIENT", "TRACKING", "ON",   "REDIRECT", id,
-                          "BCAST",  "PREFIX",   prefix, "NOLOOP"};
-    redisReply *r = bg__conn_cmd(tracker, noloop ? 9 : 8, argv, NULL);
+int bg__notify_track(bg__conn *tracker, long long redirect_id, const char *const *prefixes,
+                     int nprefixes, int noloop) {
+    bg__args a;
+    bg__args_init(&a);
+    bg__args_str(&a, "CLIENT");
+    bg__args_str(&a, "TRACKING");
+    bg__args_str(&a, "ON");
+    bg__args_str(&a, "REDIRECT");
+    bg__args_ll(&a, redirect_id);
+    bg__args_str(&a, "BCAST");
+    for (int i = 0; i < nprefixes; i++) {
+        bg__args_str(&a, "PREFIX");
+        bg__args_str(&a, prefixes[i]);
+    }
+    if (noloop)
+        bg__args_str(&a, "NOLOOP");
+    redisReply *r = bg__conn_cmd_args(tracker, &a);
+    bg__args_free(&a);
     if (!r)
         return BG_EIO;
     int rc = r->type == REDIS_REPLY_ERROR ? BG_EACL : BG_OK;

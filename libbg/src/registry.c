@@ -48,9 +48,9 @@ int bg__registry_add_exec(bg_registry *reg, const char *cls, const char *command
     return add(reg, cls, NULL, NULL, command);
 }
 
-/* Dispatch order of SPEC §6: a plugin handler, an exec mapping for the exact class, a
- * built-in, the "*" exec catch-all. The caller handles built-ins between the two lookups, so
- * this finds one kind at a time: fn handlers first, then exact exec mappings. */
+/* Dispatch order of docs/worker.md (Dispatch): a plugin handler, an exec mapping for the exact
+ * class, a built-in, the "*" exec catch-all. The caller handles built-ins between the two lookups,
+ * so this finds one kind at a time: fn handlers first, then exact exec mappings. */
 const bg__handler *bg__registry_find(const bg_registry *reg, const char *cls) {
     for (size_t i = 0; i < reg->n; i++)
         if (reg->items[i].fn && strcmp(reg->items[i].cls, cls) == 0)

@@ -38,9 +38,7 @@ int bg_retry(bg_client *c, const char *job_id) {
     int rc;
     if (!c)
         return BG_EINVAL;
-    if (!job_id || !*job_id)
-        return bg__client_fail(c, BG_EINVAL, "no job given");
-    if ((rc = bg__client_ensure(c)) != BG_OK)
+    if ((rc = bg__client_start_job(c, job_id)) != BG_OK)
         return rc;
     set_prefixes(&p, c->ns);
     const char *argv[] = {p.jobs, p.ready, p.sched, p.dead, job_id};

@@ -303,17 +303,17 @@ static int fail_vanished(bg_watcher *w, const seen_list *l, struct bg__stale *ne
             if (s->junk || (s->suspect && now - since >= w->grace_ms)) {
                 if (nbatch == 0)
                     bg__finish_args(&a, w->ns);
-                bg__finish_rec rec = {s->attempt,
-                                      s->queue,
-                                      "vanish",
-                                      NULL,
-                                      "Worker Timeout",
-                                      NULL,
-                                      (int)(rand_r(&w->seed) % 10),
-                                      s->wrk,
-                                      s->rid,
-                                      w->max_itr};
-                bg__finish_record_n(&a, &rec, s->wrk_len, s->rid_len);
+                bg__outcome rec = {.kind = BG__OUTCOME_VANISH,
+                                   .rnd = (int)(rand_r(&w->seed) % BG__RND_SPAN),
+                                   .max_itr = w->max_itr,
+                                   .guard_wrk = s->wrk,
+                                   .guard_rid = s->rid,
+                                   .guard_wrk_len = s->wrk_len,
+                                   .guard_rid_len = s->rid_len};
+                bg__fmt(rec.attempt, sizeof rec.attempt, "%s", s->attempt);
+                bg__fmt(rec.queue, sizeof rec.queue, "%s", s->queue);
+                bg__fmt(rec.err, sizeof rec.err, "Worker Timeout");
+                bg__finish_record(&a, &rec);
                 batch[nbatch++] = *s;
             } else {
                 suspect(w, s, since, next, nnext);

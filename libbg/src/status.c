@@ -126,10 +126,10 @@ static int set_names(bg_status *s, const char *const *queues, size_t nqueues,
 }
 
 /* The commands each queue sends in the pipeline of round two. */
-#define PER_QUEUE 6
+#define PER_QUEUE 7
 
 /* Appends one queue's PER_QUEUE commands: LLEN, ZCARD, SCARD, HMGET of the counters, MGET of
- * the jps slots, and oldest.lua for the latency. */
+ * the jps slots, SISMEMBER NS:paused, and oldest.lua for the latency (last: read apart). */
 static int append_queue(bg_client *c, const char *q, int64_t now_ms, bg__args *a) {
     char key[512];
     static const char *const cmds[] = {"LLEN", "ZCARD", "SCARD"};
@@ -155,6 +155,10 @@ static int append_queue(bg_client *c, const char *q, int64_t now_ms, bg__args *a
     }
     if (rc == BG_OK)
         rc = bg__conn_append_args(&c->conn, a);
+    bg__key(key, sizeof key, c->ns, BG__K_PAUSED, NULL);
+    const char *paused[] = {"SISMEMBER", key, q};
+    if (rc == BG_OK)
+        rc = bg__conn_append(&c->conn, 3, paused, NULL);
     char jobs[256];
     bg__key(key, sizeof key, c->ns, BG__K_READY, q);
     bg__key(jobs, sizeof jobs, c->ns, BG__K_JOBS, "");
@@ -198,9 +202,14 @@ static void rerun_oldest(bg_client *c, bg_queue_status *qs, int64_t now_ms) {
     freeReplyObject(r);
 }
 
-/* Stores reply i (0..4; the latency, 5, is read apart) of queue qs; returns 0, or -1 when it is not
+/* Stores reply i (0..5; the latency, 6, is read apart) of queue qs; returns 0, or -1 when it is not
  * of the expected kind. */
 static int store_figure(bg_queue_status *qs, int i, const redisReply *r) {
+    if (i == 5) {
+        /* A NS:paused of another type is refused: no queue is paused then, as workers see it. */
+        qs->paused = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        return 0;
+    }
     if (i < 3) {
         if (r->type != REDIS_REPLY_INTEGER)
             return -1;

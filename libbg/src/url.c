@@ -1,5 +1,6 @@
 /* url.c: parses and masks the Redis URLs of docs/schema.md#formats:
- * redis://[[user]:password@]host[:port][/db] and unix:///path/to/redis.sock[?db=N]. */
+ * redis://[[user]:password@]host[:port][/db], the same with rediss:// for TLS, and
+ * unix:///path/to/redis.sock[?db=N]; and checks TLS options against the URL. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,14 +114,14 @@ int bg__url_parse(const char *s, bg__url *u, char *err, size_t errlen) {
     if (strncmp(s, "unix://", 7) == 0)
         return parse_unix(s, s + 7, u, err, errlen);
     if (strncmp(s, "rediss://", 9) == 0)
-        return fail(s, err, errlen, "TLS is not supported (use stunnel or spiped)");
-    if (strncmp(s, "redis://", 8) != 0)
-        return fail(s, err, errlen, "it must start with redis:// or unix://");
+        u->tls = 1;
+    else if (strncmp(s, "redis://", 8) != 0)
+        return fail(s, err, errlen, "it must start with redis://, rediss:// or unix://");
 
-    const char *p = s + 8;
+    const char *p = s + (u->tls ? 9 : 8);
     const char *end = p + strcspn(p, "/?#");
     if (*end == '?' || *end == '#')
-        return fail(s, err, errlen, "redis:// URLs take no query or fragment");
+        return fail(s, err, errlen, "redis:// and rediss:// URLs take no query or fragment");
     const char *at = NULL;
     for (const char *q = p; q < end; q++)
         if (*q == '@')
@@ -184,7 +185,44 @@ int bg__url_parse(const char *s, bg__url *u, char *err, size_t errlen) {
     return BG_OK;
 }
 
+int bg__url_tls_check(const bg__url *u, const bg_tls_options *t, char *err, size_t errlen) {
+    const struct {
+        const char *what, *v;
+    } opts[] = {{"CA certificate file", t->ca_cert},
+                {"client certificate file", t->cert},
+                {"client key file", t->key},
+                {"server name", t->server_name}};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        if (!opts[i].v)
+            continue;
+        if (!u->tls) {
+            bg__fmt(err, errlen, "a TLS %s was given, but the URL is not rediss://", opts[i].what);
+            return BG_EINVAL;
+        }
+        if (!*opts[i].v) {
+            bg__fmt(err, errlen, "the TLS %s is empty", opts[i].what);
+            return BG_EINVAL;
+        }
+    }
+    if (t->server_name && strlen(t->server_name) > 253) {
+        bg__fmt(err, errlen, "the TLS server name is longer than a host name can be (253)");
+        return BG_EINVAL;
+    }
+    for (const char *p = t->server_name; p && *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(".-_:", *p)) {
+            bg__fmt(err, errlen, "the TLS server name holds a character a host name cannot");
+            return BG_EINVAL;
+        }
+    if (!t->cert != !t->key) {
+        bg__fmt(err, errlen, "a TLS client certificate needs its key, and a key its certificate");
+        return BG_EINVAL;
+    }
+    return BG_OK;
+}
+
 void bg__url_clear(bg__url *u) {
+    if (u->ctx)
+        bg__tls_free(u->ctx);
     free(u->host);
     free(u->path);
     free(u->user);

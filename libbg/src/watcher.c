@@ -99,7 +99,7 @@ int bg_watcher_new(bg_watcher **out, const bg_watcher_options *opts, char *errbu
     /* Watchers started together must not draw the same backoffs. */
     w->seed = (unsigned)getpid() ^ (unsigned)bg__wall_ms() ^ (unsigned)(uintptr_t)w;
     const char *url = o->url ? o->url : BG_DEFAULT_URL;
-    int rc = bg__url_parse(url, &w->url, errbuf, errlen);
+    int rc = bg__url_parse_tls(url, &o->tls, &w->url, errbuf, errlen);
     w->ns = bg__strdup(ns);
     w->url_masked = bg__strdup(bg_url_mask(url, masked, sizeof masked));
     if (rc == BG_OK && (!w->ns || !w->url_masked))
@@ -118,6 +118,7 @@ int bg_watcher_new(bg_watcher **out, const bg_watcher_options *opts, char *errbu
     w->retain_ms[1] = o->retain_failed_ms;
     w->retain_ms[2] = o->retain_dead_ms;
     w->log = o->log;
+    w->events = o->events;
     w->conn.id = w->sub.conn.id = -1;
     for (int k = 0; k < BG__K_COUNT; k++)
         bg__key(w->key_prefix[k], sizeof w->key_prefix[k], w->ns, (bg__key_kind)k, "");
@@ -201,7 +202,8 @@ static int connect_all(bg_watcher *w) {
     w->sub.ud = w;
     if (bg__notify_subscribe(&w->sub) != BG_OK)
         return BG_EIO;
-    if (bg__notify_track(&w->conn, w->sub.conn.id, w->key_prefix[BG__K_SCHEDULED], 1) == BG_EACL)
+    const char *prefix[] = {w->key_prefix[BG__K_SCHEDULED]};
+    if (bg__notify_track(&w->conn, w->sub.conn.id, prefix, 1, 1) == BG_EACL)
         bg__log(&w->log, BG_LOG_WARN, ROLE, "%s: scheduled jobs are looked at every interval only",
                 w->conn.err);
     return bg__conn_ok(&w->conn) ? BG_OK : BG_EIO;
@@ -219,6 +221,7 @@ static int ensure_connected(bg_watcher *w) {
         w->down_logged = 1;
         bg__log(&w->log, BG_LOG_INFO, ROLE, "lost the connection to Redis at %s%s", w->url_masked,
                 w->sub.hung ? ": it stopped answering" : "");
+        bg__event(&w->events, BG_EVENT_STATUS, "lost the connection to Redis at %s", w->url_masked);
         w->sub.hung = 0;
         w->next_try_ms = now;
     }
@@ -230,9 +233,13 @@ static int ensure_connected(bg_watcher *w) {
     if (rc == BG_EACL || rc == BG_EREDIS)
         return rc;
     if (rc != BG_OK) {
-        if (!w->down_logged)
+        if (!w->down_logged) {
+            const char *why = w->conn.err[0] ? w->conn.err : w->sub.conn.err;
             bg__log(&w->log, BG_LOG_WARN, ROLE, "no connection to Redis at %s: %s", w->url_masked,
-                    w->conn.err[0] ? w->conn.err : w->sub.conn.err);
+                    why);
+            bg__event(&w->events, BG_EVENT_STATUS, "no connection to Redis at %s: %s",
+                      w->url_masked, why);
+        }
         w->down_logged = 1;
         w->delay_ms = w->delay_ms < 10 ? 10 : (w->delay_ms * 2 > 1000 ? 1000 : w->delay_ms * 2);
         w->next_try_ms = now + w->delay_ms;
@@ -245,6 +252,12 @@ static int ensure_connected(bg_watcher *w) {
                 w->ever_up ? "reconnected" : "connected", w->url_masked);
     w->down_logged = 0;
     w->up = w->ever_up = 1;
+    if (!w->told_ready) {
+        w->told_ready = 1;
+        bg__event(&w->events, BG_EVENT_READY, NULL);
+    }
+    bg__event(&w->events, BG_EVENT_STATUS, "watching %s of namespace %s at %s",
+              w->fixed_queues ? "its queues" : "every queue", w->ns, w->url_masked);
     w->delay_ms = 10;
     /* Reports sent while the connections were down are lost, and the server may be another
      * one: look at every scheduled set, and for queues, at once. */
@@ -390,8 +403,11 @@ static int interval_pass(bg_watcher *w) {
     if (rc == BG_EACL)
         return rc;
     long long now = server_ms(w);
-    if (now > 0)
+    if (now > 0) {
         bg__watcher_trim_pass(w, now);
+        /* Redis answered this interval: a watchdog may be fed. */
+        bg__event(&w->events, BG_EVENT_HEALTHY, NULL);
+    }
     return BG_OK;
 }
 
@@ -465,6 +481,7 @@ int bg_watcher_run(bg_watcher *w) {
             wait = w->next_trim_ms - bg__mono_ms();
         nap(w, wait);
     }
+    bg__event(&w->events, BG_EVENT_STOPPING, NULL);
     bg__log(&w->log, BG_LOG_INFO, ROLE, "stopped");
     return 0;
 }

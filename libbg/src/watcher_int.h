@@ -24,6 +24,8 @@ struct bg_watcher {
     int max_itr;
     double retain_ms[3]; /* completed, failed, dead */
     bg_logger log;
+    bg_events events;
+    int told_ready; /* BG_EVENT_READY was sent */
     char key_prefix[BG__K_COUNT][96];
     atomic_int stop;
     char err[BG__ERRLEN]; /* why bg_watcher_run() returned an error */

@@ -1,27 +1,28 @@
-/* worker.c: a worker's lifecycle: options, plugins, the fibers, and the main thread, which
- * holds the main connection (named NS-worker:<queues>), turns Redis's reports of ready-list
- * changes into wake-ups for idle fibers, watches the fibers' connections and job timeouts, and
- * runs the shutdown of SPEC §6. */
+/* worker.c: a worker's lifecycle: options, plugins, and the main thread, which holds the main
+ * connection (named NS-worker:<queues>), turns Redis's reports of ready-list changes into
+ * wake-ups for idle fibers, and runs the shutdown of docs/worker.md (Signals). It starts and
+ * waits for the fibers and tells them what to do by the flags of struct bg_worker; it never
+ * touches a fiber's connection, batch or jobs (fiber_int.h). */
 #include <dlfcn.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "exec.h"
 #include "heartbeat.h"
 #include "worker_int.h"
 
 #define TICK_MS 20
-#define CONNECT_TIMEOUT_MS 3000
-#define KILL_GRACE_MS (5000 + 1500) /* exec.c's TERM-to-KILL delay, and a margin */
-/* A fiber waits for a reply as long as Redis may take to build a claim of one largest job. */
-#define FIBER_TIMEOUT_MS (CONNECT_TIMEOUT_MS + (int)(1000.0 * BG__ARG_MAX / BG__CLAIM_SLOW_RATE))
+/* After the cut-off, how long exec children get to die: exec.c's TERM-to-KILL delay, and a
+ * margin; then what still runs is abandoned. */
+#define KILL_GRACE_MS (BG__EXEC_KILL_AFTER_MS + 1500)
+/* After the fibers were told to abandon what still runs, how long they get to record it. */
+#define ABANDON_WAIT_MS BG__CONNECT_TIMEOUT_MS
 
 void bg_worker_options_init(bg_worker_options *o) {
     memset(o, 0, sizeof *o);
     o->concurrency = 10;
     o->retries = 25;
-    o->shutdown_timeout_s = 25;
+    o->shutdown_timeout_ms = 25000;
     o->log.level = BG_LOG_INFO;
 }
 
@@ -45,9 +46,9 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     size_t nq = o->nqueues ? o->nqueues : 1;
     if (!bg_namespace_valid(ns))
         return fail(errbuf, errlen, BG_EINVAL, "invalid namespace: 1 to 64 of A-Z a-z 0-9 _ . -");
-    if (o->concurrency < 1 || o->concurrency > 1000)
+    if (o->concurrency < 1 || o->concurrency > BG__CONCURRENCY_MAX)
         return fail(errbuf, errlen, BG_EINVAL, "concurrency must be from 1 to 1000");
-    if (o->retries < 0 || o->job_timeout_s < 0 || o->shutdown_timeout_s < 0)
+    if (o->retries < 0 || o->job_timeout_ms < 0 || o->shutdown_timeout_ms < 0)
         return fail(errbuf, errlen, BG_EINVAL, "retries and timeouts must not be negative");
     for (size_t i = 0; i < nq; i++)
         if (!bg_queue_valid(queues[i]))
@@ -58,7 +59,7 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     if (!w)
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
     bg__ratelimit_init(&w->findings, BG__RATELIMIT_MS);
-    int rc = bg__url_parse(url, &w->url, errbuf, errlen);
+    int rc = bg__url_parse_tls(url, &o->tls, &w->url, errbuf, errlen);
     if (rc != BG_OK) {
         bg_worker_free(w);
         return rc;
@@ -76,9 +77,10 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     w->queue_list = calloc(1, listlen);
     w->concurrency = o->concurrency;
     w->retries = o->retries;
-    w->job_timeout_ms = o->job_timeout_s * 1000;
-    w->shutdown_timeout_ms = o->shutdown_timeout_s * 1000;
+    w->job_timeout_ms = o->job_timeout_ms;
+    w->shutdown_timeout_ms = o->shutdown_timeout_ms;
     w->log = o->log;
+    w->events = o->events;
     if (!w->ns || !w->url_str || !w->url_masked || !w->queues || !w->queue_list) {
         bg_worker_free(w);
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
@@ -95,6 +97,7 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     for (int k = 0; k < BG__K_COUNT; k++)
         bg__key(w->key_prefix[k], sizeof w->key_prefix[k], w->ns, (bg__key_kind)k, "");
     pthread_mutex_init(&w->mu, NULL);
+    bg__cancels_init(&w->cancels);
     pthread_cond_init(&w->cv, NULL);
     *out = w;
     return BG_OK;
@@ -157,24 +160,6 @@ void bg_worker_signal(bg_worker *w, bg_worker_request req) {
     }
 }
 
-void bg__worker_wake(bg_worker *w) {
-    pthread_mutex_lock(&w->mu);
-    w->gen++;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-int bg__worker_connect(bg_worker *w, bg__conn *c, const char *name) {
-    return bg__conn_open(c, &w->url, w->url_masked, name, CONNECT_TIMEOUT_MS);
-}
-
-int bg__worker_connect_fiber(bg_worker *w, bg__conn *c, const char *name) {
-    int rc = bg__worker_connect(w, c, name);
-    if (rc == BG_OK)
-        bg__conn_set_timeout(c, FIBER_TIMEOUT_MS);
-    return rc;
-}
-
 /* ---- the main connection ---- */
 
 typedef struct {
@@ -182,7 +167,29 @@ typedef struct {
     int down_logged;
     int warned_policy;
     double next_try_ms, delay_ms;
+    int told_ready;    /* BG_EVENT_READY was sent */
+    double healthy_at; /* when BG_EVENT_HEALTHY was last sent (monotonic ms) */
 } main_state;
+
+/* Tells the program the worker serves (READY the first time), with what. */
+static void tell_serving(bg_worker *w, main_state *m) {
+    if (!m->told_ready) {
+        m->told_ready = 1;
+        bg__event(&w->events, BG_EVENT_READY, NULL);
+    }
+    bg__event(&w->events, BG_EVENT_STATUS, "%s queues %s with %d fibers",
+              atomic_load(&w->quiet) ? "quiet: taking no jobs from" : "serving", w->queue_list,
+              w->concurrency);
+}
+
+/* HEALTHY about once a second, while the main connection is up and answers its PINGs. */
+static void tell_health(bg_worker *w, main_state *m) {
+    double now = bg__mono_ms();
+    if (!bg__conn_ok(&m->n.conn) || m->n.hung || now - m->healthy_at < 1000)
+        return;
+    m->healthy_at = now;
+    bg__event(&w->events, BG_EVENT_HEALTHY, NULL);
+}
 
 /* Warns once when Redis may evict keys: an evicted job hash or list is a lost job. */
 static void check_policy(bg_worker *w, main_state *m) {
@@ -204,15 +211,29 @@ static void check_policy(bg_worker *w, main_state *m) {
         freeReplyObject(r);
 }
 
+/* A key Redis reported as changed: a pause or resume (fibers read NS:paused again), or a cancel
+ * request (fibers look for its attempt). A ready list's change needs nothing here: every report
+ * wakes the idle fibers. */
+static void saw_key(void *ud, const char *key, size_t len) {
+    bg_worker *w = ud;
+    const char *paused = w->key_prefix[BG__K_PAUSED], *cancel = w->key_prefix[BG__K_CANCEL];
+    size_t np = strlen(paused), nc = strlen(cancel);
+    if (len == np && memcmp(key, paused, np) == 0)
+        atomic_fetch_add(&w->paused_gen, 1);
+    else if (len > nc && memcmp(key, cancel, nc) == 0)
+        bg__cancels_add(&w->cancels, key + nc, len - nc);
+}
+
 /* Connects the main connection, registers the queues, and subscribes it to Redis's reports of
- * changes to ready lists: that is how an idle worker blocks in Redis on several lists at once
- * without popping (docs/claim.md). */
+ * changes to ready lists, NS:paused and cancel requests: that is how an idle worker blocks in
+ * Redis on several lists at once without popping (docs/claim.md), and how a pause, a resume or
+ * a cancel reaches it within milliseconds. */
 static int main_connect(bg_worker *w, main_state *m) {
     char name[512], role[400];
     bg__conn *c = &m->n.conn;
     bg__fmt(role, sizeof role, "worker:%s", w->queue_list);
     bg__client_name(name, sizeof name, w->ns, role);
-    int rc = bg__worker_connect(w, c, name);
+    int rc = bg__conn_open(c, &w->url, w->url_masked, name, BG__CONNECT_TIMEOUT_MS);
     if (rc != BG_OK)
         return rc;
     if (!m->warned_policy)
@@ -229,7 +250,13 @@ static int main_connect(bg_worker *w, main_state *m) {
     if (r)
         freeReplyObject(r);
 
-    if (bg__notify_track(c, c->id, w->key_prefix[BG__K_READY], 0) == BG_EACL)
+    const char *prefixes[] = {w->key_prefix[BG__K_READY], w->key_prefix[BG__K_PAUSED],
+                              w->key_prefix[BG__K_CANCEL]};
+    m->n.on_key = saw_key;
+    m->n.ud = w;
+    /* Reports sent while the connection was down are lost: the paused set is read anew. */
+    atomic_fetch_add(&w->paused_gen, 1);
+    if (bg__notify_track(c, c->id, prefixes, 3, 0) == BG_EACL)
         bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "%s: idle fibers will look for jobs every second",
                 c->err);
     if (bg__notify_subscribe(&m->n) != BG_OK)
@@ -242,11 +269,12 @@ static int main_connect(bg_worker *w, main_state *m) {
 static void main_poll(bg_worker *w, main_state *m, int wait_ms) {
     int got = bg__notify_wait(&m->n, wait_ms);
     if (got > 0)
-        bg__worker_wake(w);
+        bg__fibers_wake(w);
     else if (got < 0 && m->n.hung && !m->down_logged) {
-        /* SPEC §10: connection lost and restored are Info, and said once. */
+        /* docs/operations.md#logs: connection lost and restored are Info, and said once. */
         bg__log(&w->log, BG_LOG_INFO, BG__ROLE,
                 "lost the connection to Redis at %s: it stopped answering", w->url_masked);
+        bg__event(&w->events, BG_EVENT_STATUS, "lost the connection to Redis at %s", w->url_masked);
         m->down_logged = 1;
     }
 }
@@ -259,18 +287,21 @@ static void main_keepalive(bg_worker *w, main_state *m) {
         return;
     if (atomic_load(&w->main_id) > 0) {
         atomic_store(&w->main_id, 0);
-        if (!m->down_logged)
+        if (!m->down_logged) {
             bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "lost the connection to Redis at %s",
                     w->url_masked);
+            bg__event(&w->events, BG_EVENT_STATUS, "lost the connection to Redis at %s",
+                      w->url_masked);
+        }
         m->down_logged = 1;
-        m->delay_ms = 10;
+        m->delay_ms = BG__REDIAL_MS;
         m->next_try_ms = now;
     }
     if (now < m->next_try_ms)
         return;
     if (main_connect(w, m) != BG_OK) {
         bg__log(&w->log, BG_LOG_DEBUG, BG__ROLE, "%s", m->n.conn.err);
-        m->delay_ms = m->delay_ms * 2 > 1000 ? 1000 : m->delay_ms * 2;
+        m->delay_ms = bg__backoff(m->delay_ms);
         m->next_try_ms = now + m->delay_ms;
         return;
     }
@@ -278,202 +309,166 @@ static void main_keepalive(bg_worker *w, main_state *m) {
         bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "reconnected to Redis at %s", w->url_masked);
     m->down_logged = 0;
     atomic_store(&w->main_id, m->n.conn.id);
-    bg__worker_wake(w);
+    bg__fibers_wake(w);
+    tell_serving(w, m);
 }
 
-/* ---- fibers ---- */
-
-/* While a fiber runs a job its connection sits idle: notice at once when Redis closed it
- * (CLIENT KILL, restart) and re-own the running attempt before a watcher's grace runs out. */
-static void tend_fiber(bg_worker *w, bg__fiber *f, double now) {
-    pthread_mutex_lock(&f->mu);
-    int busy = f->busy, exec = f->cur_exec;
-    double started = f->started_ms;
-    pthread_mutex_unlock(&f->mu);
-    if (busy && !exec && w->job_timeout_ms > 0 && now - started > w->job_timeout_ms &&
-        !atomic_load(&f->timed_out)) {
-        atomic_store(&f->timed_out, 1);
-        atomic_store(&f->cancel, 1);
-    }
-    if (!busy || pthread_mutex_trylock(&f->conn_mu) != 0)
-        return;
-    if (bg__conn_ok(&f->conn)) {
-        struct pollfd p = {f->conn.rc->fd, POLLIN, 0};
-        if (poll(&p, 1, 0) > 0)
-            bg__conn_close(&f->conn); /* nothing is outstanding: readable means closed */
-    }
-    if (!bg__conn_ok(&f->conn) && atomic_load(&w->main_id) > 0)
-        bg__fiber_reconnect(f);
-    else
-        bg__fiber_rename(f);
-    bg__fiber_tend_batch(f, now - started);
-    pthread_mutex_unlock(&f->conn_mu);
-}
+/* ---- the fibers ---- */
 
 static int start_fibers(bg_worker *w, char *errbuf, size_t errlen) {
     w->fibers = calloc((size_t)w->concurrency, sizeof *w->fibers);
     if (!w->fibers)
         return fail(errbuf, errlen, BG_ENOMEM, "out of memory");
     for (int i = 0; i < w->concurrency; i++) {
-        bg__fiber *f = &w->fibers[i];
-        f->w = w;
-        f->index = i;
-        f->conn.id = -1;
-        f->seed = (unsigned)(getpid() ^ (i * 7919) ^ (unsigned)bg__wall_ms());
-        pthread_mutex_init(&f->mu, NULL);
-        pthread_mutex_init(&f->conn_mu, NULL);
-        if (pthread_create(&f->thread, NULL, bg__fiber_main, f) != 0)
-            return fail(errbuf, errlen, BG_ESYS, "cannot start fiber threads");
-        f->started = 1;
+        int rc = bg__fiber_start(w, i, &w->fibers[i]);
+        if (rc != BG_OK)
+            return fail(errbuf, errlen, rc, "cannot start fiber threads");
     }
     return BG_OK;
 }
 
 static int all_exited(const bg_worker *w) {
     for (int i = 0; i < w->concurrency; i++)
-        if (w->fibers[i].started && !atomic_load(&w->fibers[i].exited))
+        if (w->fibers[i] && !bg__fiber_exited(w->fibers[i]))
             return 0;
     return 1;
 }
 
-/* At the very end of a shutdown: attempts whose handler ignored the cancellation are recorded
- * as cut off from here (their job back to ready), and their threads abandoned. */
-static void abandon(bg_worker *w) {
-    bg__conn c;
-    memset(&c, 0, sizeof c);
-    if (bg__worker_connect(w, &c, NULL) != BG_OK)
-        return;
-    for (int i = 0; i < w->concurrency; i++) {
-        bg__fiber *f = &w->fibers[i];
-        if (atomic_load(&f->exited))
-            continue;
-        pthread_mutex_lock(&f->mu);
-        int busy = f->busy;
-        char attempt[BG_UUID_LEN + 1], queue[129], took[32];
-        /* Its processing time is what it ran until now, as for any attempt. */
-        bg__fmt(took, sizeof took, "%.3f", bg__mono_ms() - f->started_ms);
-        bg__fmt(attempt, sizeof attempt, "%s", f->cur_attempt);
-        bg__fmt(queue, sizeof queue, "%s", f->cur_queue);
-        pthread_mutex_unlock(&f->mu);
-        if (!busy)
-            continue;
-        bg__args a;
-        bg__finish_rec rec = {
-            attempt, queue, "shutdown", took, "Worker Shutdown", "abandoned at the worker's exit",
-            0,       NULL,  NULL,       0};
-        bg__args_init(&a);
-        bg__finish_args(&a, w->ns);
-        bg__finish_record(&a, &rec);
-        redisReply *r = bg__conn_eval(&c, BG__LUA_FINISH, 0, &a);
-        const char *key = "", *what = "";
-        bg__finish_code code = BG__FINISH_ODD;
-        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
-            code = bg__finish_result(r->element[0], &key, &what);
-        bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "[%s] abandoned: its handler ignored the cut-off",
-                attempt);
-        if (code == BG__FINISH_REFUSED)
-            bg__log(&w->log, BG_LOG_WARN, BG__ROLE,
-                    "[%s] cannot record its outcome: %s: %s; the attempt stays processing, for a "
-                    "watcher to fail",
-                    attempt, key, what);
-        if (r)
-            freeReplyObject(r);
-        bg__args_free(&a);
+/* Frees the fibers that have exited. Returns 1 when none is left. */
+static int free_fibers(bg_worker *w) {
+    int left = 0;
+    for (int i = 0; w->fibers && i < w->concurrency; i++) {
+        bg__fiber *f = w->fibers[i];
+        if (f && bg__fiber_exited(f) && bg__fiber_free(f))
+            w->fibers[i] = NULL;
+        left += w->fibers[i] != NULL;
     }
-    bg__conn_close(&c);
+    return left == 0;
 }
 
-static void join_fibers(bg_worker *w) {
-    for (int i = 0; i < w->concurrency; i++)
-        if (w->fibers[i].started && atomic_load(&w->fibers[i].exited)) {
-            pthread_join(w->fibers[i].thread, NULL);
-            w->fibers[i].started = 0;
-        }
-}
+/* ---- running ---- */
 
-int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
+/* The main loop's state. */
+typedef struct {
     main_state m;
-    bg__heartbeat hb = {0};
-    memset(&m, 0, sizeof m);
-    m.delay_ms = 10;
-    /* The first connection tells a wrong password or a refused command at once; an
-     * unreachable server is waited for, as after any loss. */
-    int rc = main_connect(w, &m);
+    bg__heartbeat hb;                      /* the worker's row in bg-cli workers */
+    double stop_at, cutoff_at, abandon_at; /* monotonic ms; 0 while not yet */
+} run_state;
+
+/* Connects the main connection and starts the fibers. The first connection tells a wrong
+ * password or a refused command at once; an unreachable server is waited for, as after any
+ * loss. */
+static int start(bg_worker *w, run_state *s, char *errbuf, size_t errlen) {
+    s->m.delay_ms = BG__REDIAL_MS;
+    int rc = main_connect(w, &s->m);
     if (rc == BG_EREDIS || rc == BG_EACL || rc == BG_ENOMEM) {
-        bg__fmt(errbuf, errlen, "%s", m.n.conn.err);
+        bg__fmt(errbuf, errlen, "%s", s->m.n.conn.err);
         return rc;
     }
     if (rc != BG_OK) {
-        bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "%s; retrying", m.n.conn.err);
-        m.down_logged = 1;
+        bg__log(&w->log, BG_LOG_WARN, BG__ROLE, "%s; retrying", s->m.n.conn.err);
+        bg__event(&w->events, BG_EVENT_STATUS, "no connection to Redis at %s: %s", w->url_masked,
+                  s->m.n.conn.err);
+        s->m.down_logged = 1;
     } else {
-        atomic_store(&w->main_id, m.n.conn.id);
+        atomic_store(&w->main_id, s->m.n.conn.id);
     }
     bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "started: queues %s, %d fibers, namespace %s, Redis %s",
             w->queue_list, w->concurrency, w->ns, w->url_masked);
     if ((rc = start_fibers(w, errbuf, errlen)) != BG_OK) {
         atomic_store(&w->req_halt, 1);
-        bg__worker_wake(w);
-        return rc;
+        bg__fibers_wake(w);
+        bg__conn_close(&s->m.n.conn);
+    } else if (atomic_load(&w->main_id) > 0) {
+        tell_serving(w, &s->m);
     }
+    return rc;
+}
 
-    double stop_at = 0, cutoff_at = 0;
+/* Turns the requests bg_worker_signal() stored into the flags the fibers read. Returns 1 when
+ * the worker must stop now (a halt, or a second STOP). */
+static int take_requests(bg_worker *w, run_state *s, double now) {
+    if (atomic_load(&w->req_halt) || atomic_load(&w->req_stop) >= 2) {
+        atomic_store(&w->req_halt, 1);
+        bg__fibers_wake(w);
+        return 1;
+    }
+    if (atomic_load(&w->req_stop) == 1 && !atomic_load(&w->stopping)) {
+        bg__log(&w->log, BG_LOG_INFO, BG__ROLE,
+                "stopping: taking no new jobs, waiting up to %.1f s for running ones",
+                w->shutdown_timeout_ms / 1000);
+        atomic_store(&w->stopping, 1);
+        s->stop_at = now;
+        bg__fibers_wake(w);
+        bg__event(&w->events, BG_EVENT_STOPPING, NULL);
+        bg__event(&w->events, BG_EVENT_STATUS, "stopping: waiting for running jobs");
+    }
+    if (atomic_exchange(&w->req_hangup, 0) > 0)
+        bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "SIGHUP ignored");
+    if (atomic_load(&w->req_quiet) != atomic_load(&w->quiet)) {
+        int q = atomic_load(&w->req_quiet);
+        atomic_store(&w->quiet, q);
+        bg__log(&w->log, BG_LOG_INFO, BG__ROLE, q ? "quiet: taking no new jobs" : "resumed");
+        bg__fibers_wake(w);
+        if (atomic_load(&w->main_id) > 0)
+            tell_serving(w, &s->m);
+    }
+    return 0;
+}
+
+/* One step of a graceful stop: the shutdown timeout turns into the cut-off, the cut-off after
+ * KILL_GRACE_MS into the abandon of what still runs. Returns 1 once the fibers have all exited,
+ * or when those that have not are given up on (left running, their memory kept). */
+static int shutdown_step(bg_worker *w, run_state *s, double now) {
+    if (all_exited(w))
+        return 1;
+    if (!s->cutoff_at && now - s->stop_at >= w->shutdown_timeout_ms) {
+        bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "shutdown timeout: ending running jobs");
+        s->cutoff_at = now;
+        atomic_store(&w->cutoff, 1);
+        bg__fibers_wake(w);
+    }
+    if (s->cutoff_at && !s->abandon_at && now - s->cutoff_at >= KILL_GRACE_MS) {
+        s->abandon_at = now;
+        atomic_store(&w->abandon, 1);
+        bg__fibers_wake(w);
+    }
+    return s->abandon_at && now - s->abandon_at >= ABANDON_WAIT_MS;
+}
+
+/* Waits a tick for news on the main connection, or just a tick while it is down. */
+static void main_wait(bg_worker *w, main_state *m) {
+    if (bg__conn_ok(&m->n.conn))
+        main_poll(w, m, TICK_MS);
+    else
+        bg__sleep_ms(TICK_MS);
+}
+
+int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
+    run_state s;
+    memset(&s, 0, sizeof s);
+    int rc = start(w, &s, errbuf, errlen);
+    if (rc != BG_OK)
+        return rc;
     for (;;) {
         double now = bg__mono_ms();
-        if (atomic_load(&w->req_halt) || atomic_load(&w->req_stop) >= 2) {
-            atomic_store(&w->req_halt, 1);
-            bg__worker_wake(w);
+        if (take_requests(w, &s, now)) {
             bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "stopping now");
-            bg__conn_close(&m.n.conn);
+            if (!atomic_load(&w->stopping))
+                bg__event(&w->events, BG_EVENT_STOPPING, NULL);
+            bg__conn_close(&s.m.n.conn);
             return 1;
         }
-        if (atomic_load(&w->req_stop) == 1 && !atomic_load(&w->stopping)) {
-            bg__log(&w->log, BG_LOG_INFO, BG__ROLE,
-                    "stopping: taking no new jobs, waiting up to %.1f s for running ones",
-                    w->shutdown_timeout_ms / 1000);
-            atomic_store(&w->stopping, 1);
-            stop_at = now;
-            bg__worker_wake(w);
-        }
-        if (atomic_exchange(&w->req_hangup, 0) > 0)
-            bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "SIGHUP ignored");
-        if (atomic_load(&w->req_quiet) != atomic_load(&w->quiet)) {
-            int q = atomic_load(&w->req_quiet);
-            atomic_store(&w->quiet, q);
-            bg__log(&w->log, BG_LOG_INFO, BG__ROLE, q ? "quiet: taking no new jobs" : "resumed");
-            bg__worker_wake(w);
-        }
-        if (atomic_load(&w->stopping)) {
-            if (all_exited(w))
-                break;
-            if (!cutoff_at && now - stop_at >= w->shutdown_timeout_ms) {
-                bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "shutdown timeout: ending running jobs");
-                cutoff_at = now;
-                for (int i = 0; i < w->concurrency; i++)
-                    atomic_store(&w->fibers[i].cancel, 1);
-                atomic_store(&w->cutoff, 1);
-                bg__worker_wake(w);
-            }
-            if (cutoff_at && now - cutoff_at >= KILL_GRACE_MS) {
-                abandon(w);
-                bg__heartbeat_end(w, &hb);
-                bg__conn_close(&m.n.conn);
-                bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "stopped");
-                return 0;
-            }
-        }
-        main_keepalive(w, &m);
-        bg__heartbeat_beat(w, &hb);
-        if (bg__conn_ok(&m.n.conn))
-            main_poll(w, &m, TICK_MS);
-        else
-            bg__sleep_ms(TICK_MS);
-        for (int i = 0; i < w->concurrency; i++)
-            tend_fiber(w, &w->fibers[i], bg__mono_ms());
+        if (atomic_load(&w->stopping) && shutdown_step(w, &s, now))
+            break;
+        main_keepalive(w, &s.m);
+        bg__heartbeat_beat(w, &s.hb);
+        tell_health(w, &s.m);
+        main_wait(w, &s.m);
     }
-    join_fibers(w);
-    bg__heartbeat_end(w, &hb);
-    bg__conn_close(&m.n.conn);
+    free_fibers(w);
+    bg__heartbeat_end(w, &s.hb);
+    bg__conn_close(&s.m.n.conn);
     bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "stopped");
     return 0;
 }
@@ -481,13 +476,11 @@ int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
 void bg_worker_free(bg_worker *w) {
     if (!w)
         return;
-    if (w->fibers) {
-        /* Threads abandoned by a halt or a cut-off may still run: leave their memory be. */
-        for (int i = 0; i < w->concurrency; i++)
-            if (w->fibers[i].started)
-                return;
-        free(w->fibers);
-    }
+    /* A fiber still running (after a halt) or one whose runner was left to a handler that
+     * ignored the cut-off may still read the worker: then its memory is left be. */
+    if (w->fibers && !free_fibers(w))
+        return;
+    free(w->fibers);
     bg__registry_free(&w->reg);
     for (size_t i = 0; i < w->nplugins; i++)
         dlclose(w->plugins[i]);
@@ -501,6 +494,7 @@ void bg_worker_free(bg_worker *w) {
     free(w->url_masked);
     bg__url_clear(&w->url);
     pthread_mutex_destroy(&w->mu);
+    bg__cancels_destroy(&w->cancels);
     pthread_cond_destroy(&w->cv);
     bg__ratelimit_destroy(&w->findings);
     free(w);

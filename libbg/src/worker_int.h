@@ -1,6 +1,8 @@
-/* worker_int.h: the worker's internal pieces, shared by worker.c (lifecycle and the main
- * connection), fiber.c (claim, run, finish), dispatch.c (running one job) and registry.c
- * (handlers, plugins, built-ins). */
+/* worker_int.h: the worker's internal pieces: worker.c (lifecycle and the main connection)
+ * owns struct bg_worker and talks to the fibers through the calls of "fiber.c" below only;
+ * fiber*.c own everything of a fiber (fiber_int.h); dispatch.c runs one job for a fiber's
+ * runner; registry.c and builtin.c hold the handlers. Calls go one way: worker.c to fiber*.c
+ * to dispatch.c to registry.c, builtin.c and exec.c. */
 #ifndef BG_WORKER_INT_H
 #define BG_WORKER_INT_H
 
@@ -9,7 +11,6 @@
 
 #include "bg_int.h"
 
-#define BG__MSG_MAX 1024        /* an attempt's msg, at most, in bytes */
 #define BG__ARG_MAX (64u << 20) /* the largest arg a worker takes; larger: InvalidJob */
 #define BG__PREFETCH_MAX 32     /* jobs a fiber claims at once, at most */
 #define BG__JOB_ID_MAX 38       /* a ready entry taken as a job ID: a UUID, or one in braces */
@@ -26,6 +27,23 @@
  * 64 MiB arg took about a second on a loaded 2-core machine). A fiber's socket timeout leaves
  * a claim of one job with the largest arg this long, so such a claim never times out. */
 #define BG__CLAIM_SLOW_RATE (8u << 20)
+
+#define BG__CONCURRENCY_MAX 1000 /* fibers a worker runs, at most */
+
+/* Every wait before trying Redis again doubles from its first value up to this. */
+#define BG__RETRY_CAP_MS 1000.0
+#define BG__REDIAL_MS 10.0 /* the first wait before reconnecting */
+
+/* The wait after delay_ms, when trying again failed once more. */
+static inline double bg__backoff(double delay_ms) {
+    return delay_ms * 2 > BG__RETRY_CAP_MS ? BG__RETRY_CAP_MS : delay_ms * 2;
+}
+
+/* Every connection's connect and socket timeout (a fiber's is longer, below). */
+#define BG__CONNECT_TIMEOUT_MS 3000
+/* A fiber waits for a reply as long as Redis may take to build a claim of one largest job. */
+#define BG__FIBER_TIMEOUT_MS                                                                       \
+    (BG__CONNECT_TIMEOUT_MS + (int)(1000.0 * BG__ARG_MAX / BG__CLAIM_SLOW_RATE))
 
 /* ---- registry.c ---- */
 
@@ -57,9 +75,27 @@ struct bg_job {
 
 struct bg_error {
     int set;
-    char err[128];
+    char err[BG__ERR_BUF];
     char msg[BG__MSG_MAX + 1];
 };
+
+/* ---- cancels.c: the cancel requests heard ---- */
+
+#define BG__CANCELS_MAX 64
+
+typedef struct {
+    pthread_mutex_t mu; /* guards ids and next */
+    bg_uuid ids[BG__CANCELS_MAX];
+    int next;
+    atomic_uint gen; /* bumped with each request: a fiber looks again only when it moved */
+} bg__cancels;
+
+void bg__cancels_init(bg__cancels *c);
+void bg__cancels_destroy(bg__cancels *c);
+/* Adds the attempt UUID (len bytes) of a request; anything not UUID-long is ignored. */
+void bg__cancels_add(bg__cancels *c, const char *attempt, size_t len);
+/* 1 when a request for attempt was heard. */
+int bg__cancels_has(bg__cancels *c, const char *attempt);
 
 /* ---- the worker ---- */
 
@@ -79,127 +115,58 @@ struct bg_worker {
     double job_timeout_ms;
     double shutdown_timeout_ms;
     bg_logger log;
+    bg_events events;
     bg_registry reg;
     void **plugins;
     size_t nplugins;
     char key_prefix[BG__K_COUNT][96]; /* "NS:jobs:" etc., for the scripts */
 
-    /* requests (bg_worker_signal: async-signal-safe stores only) */
+    /* requests (bg_worker_signal: async-signal-safe stores only); fibers read req_halt */
     atomic_int req_stop; /* count of STOP requests */
     atomic_int req_halt;
     atomic_int req_quiet;
     atomic_int req_hangup; /* SIGHUPs not logged yet */
 
-    /* state the main thread publishes to fibers */
+    /* What the main thread tells the fibers: flags it alone writes (then bg__fibers_wake())
+     * and fibers only read; a fiber's own state is none of the main thread's business. */
     atomic_int stopping;  /* take no new job; exit after the current one */
     atomic_int cutoff;    /* end running jobs now (shutdown cut-off) */
+    atomic_int abandon;   /* record what still runs as cut off, and exit without it */
     atomic_llong main_id; /* client ID of the live main connection, 0 while down */
     atomic_int quiet;
     pthread_mutex_t mu; /* guards gen and the wake-up condition */
     pthread_cond_t cv;
     unsigned long long gen; /* bumped on every ready-list change Redis reports */
+    atomic_uint paused_gen; /* bumped when NS:paused may have changed: fibers read it again */
+    bg__cancels cancels;    /* attempts bg-cli cancel asked to stop */
 
-    bg__fiber *fibers;
+    bg__fiber **fibers;     /* concurrency of them; NULL until started */
     bg__ratelimit findings; /* bad keys and junk met in Redis, logged once a minute each */
 };
 
-/* A job a fiber claimed. */
-typedef struct {
-    char attempt[BG_UUID_LEN + 1];
-    char job[BG__JOB_ID_MAX + 1]; /* as its ready list gave it */
-    char queue[129];
-    char *cls;
-    char *arg;
-    size_t arg_len;
-    int att;
-    char *invalid; /* why the job cannot run, or NULL */
-    int lost;      /* a watcher failed the attempt meanwhile: drop its result */
-} bg__claimed;
+/* ---- fiber.c: the fibers, as the main thread sees them ---- */
 
-/* An outcome waiting to be recorded by finish.lua. */
-typedef struct {
-    char attempt[BG_UUID_LEN + 1];
-    char queue[129];
-    const char *outcome;
-    char time[32];
-    char err[128];
-    char msg[BG__MSG_MAX + 1];
-    int rnd;
-    int refused; /* finish.lua refused it (a key of the wrong type): sent again until recorded */
-} bg__result;
-
-/* One fiber: a thread with its own connection. conn_mu guards the connection and what the
- * fiber owns in Redis (batch[pos..nbatch) and pending[]): the fiber holds it for each round
- * trip, and the main thread takes it while the fiber runs a job, to notice a dropped
- * connection at once and re-own the fiber's attempts (SPEC §6). mu guards the running-job
- * fields the main thread reads for timeouts and shutdown. */
-struct bg__fiber {
-    bg_worker *w;
-    int index;
-    pthread_t thread;
-    int started;
-    atomic_int exited;
-    atomic_int cancel;    /* the running in-process job should stop */
-    atomic_int timed_out; /* ...because it passed --job-timeout */
-
-    pthread_mutex_t mu;
-    int busy;          /* a job runs now */
-    double started_ms; /* monotonic start of the running job */
-    char cur_attempt[BG_UUID_LEN + 1];
-    char cur_queue[129];
-    int cur_exec; /* an exec child: exec.c enforces its own timeout */
-
-    pthread_mutex_t conn_mu;
-    bg__conn conn;
-    long long named_for; /* the main connection ID the fiber's name carries */
-    bg__claimed batch[BG__PREFETCH_MAX];
-    int pos, nbatch;
-    bg__result pending[BG__PENDING_MAX];
-    int npending;
-    int prefetch;
-    bg_uuid limbo[BG__PREFETCH_MAX]; /* attempt UUIDs of a claim whose reply was lost */
-    int nlimbo;
-    unsigned seed; /* for the backoff's random part */
-};
-
-/* With f->conn_mu held: (re)connects f's connection under its fiber name when it is down and
- * re-owns every attempt f owns. Returns BG_OK, or an error when Redis cannot be reached. */
-int bg__fiber_reconnect(bg__fiber *f);
-/* With f->conn_mu held while its fiber runs a job: records the outcomes of the jobs of its
- * batch that ran before, and when the worker quiets or stops, hands the jobs claimed behind
- * the running one back to their ready lists at once. */
-void bg__fiber_tend_batch(bg__fiber *f, double running_ms);
-
-/* A job that runs this long is slow: the outcomes before it in its batch are recorded while it
- * runs, and the jobs behind it go back to their lists when it ends. Far above a no-op's time,
- * even on a busy machine, so fast batches are never broken up. */
-#define BG__SLOW_JOB_MS 20.0
-
-/* With f->conn_mu held: renames f's connection after the main connection's ID changed. */
-void bg__fiber_rename(bg__fiber *f);
-
-void *bg__fiber_main(void *arg);
-
-/* Wakes every fiber waiting for work (new jobs, or a change of state). */
-void bg__worker_wake(bg_worker *w);
-
-/* Opens a connection for this worker with the given client name. */
-int bg__worker_connect(bg_worker *w, bg__conn *c, const char *name);
-/* Opens a fiber's connection: as bg__worker_connect(), with a socket timeout that a claim of
- * one job with the largest arg (BG__ARG_MAX) never reaches. */
-int bg__worker_connect_fiber(bg_worker *w, bg__conn *c, const char *name);
+/* Starts fiber index of w: its thread, and its runner thread (the one its jobs run on). Returns
+ * BG_OK with *out set, or BG_ENOMEM / BG_ESYS. */
+int bg__fiber_start(bg_worker *w, int index, bg__fiber **out);
+/* News for the fibers (ready lists changed, or one of w's flags did): wakes the idle ones. */
+void bg__fibers_wake(bg_worker *w);
+/* 1 once fiber f's thread has ended: it touches f no more. Any thread. */
+int bg__fiber_exited(bg__fiber *f);
+/* 1 while f's runner runs a job (for the heartbeat's busy count). Any thread. */
+int bg__fiber_busy(bg__fiber *f);
+/* Frees an exited fiber. Returns 1, or 0 when its runner still runs a handler that ignored the
+ * cut-off: then nothing is freed (the handler may still read the fiber's job). */
+int bg__fiber_free(bg__fiber *f);
 
 /* ---- dispatch.c ---- */
 
-/* The outcome of one run, as finish.lua takes it. */
-typedef struct {
-    const char *outcome; /* "ok", "fail", "dead", "shutdown" */
-    char time[32];       /* ms with three decimals */
-    char err[128];
-    char msg[BG__MSG_MAX + 1];
-} bg__outcome;
-
-/* Runs one claimed job on fiber f and fills out. */
-void bg__dispatch(bg__fiber *f, const bg_job *job, bg__outcome *out);
+/* Runs one job on the calling thread (a fiber's runner): picks its handler (docs/worker.md,
+ * Dispatch), runs it, and fills out's kind, time, err and msg. *timed_out says, when the
+ * handler returns after job->cancel turned, that the job passed --job-timeout; *canceled
+ * that bg-cli cancel asked for it (an exec child is then ended too): the outcome is dead,
+ * err Canceled. */
+void bg__dispatch(const bg_worker *w, const bg_job *job, const atomic_int *timed_out,
+                  const atomic_int *canceled, bg__outcome *out);
 
 #endif

@@ -4,6 +4,7 @@ of queues (NS:paused), and `cancel` of a waiting job (removed with its hash) or 
 that writes nothing; a key of the wrong type is one clear line and nothing written."""
 
 import json
+import time
 
 import pytest
 
@@ -128,3 +129,135 @@ def test_cancel_job_key_of_wrong_type(rs, r):
     line = one_line_error(cli(rs, "cancel", jid), 1)
     assert f"bg:jobs:{jid}" in line
     assert r.get(f"bg:jobs:{jid}") == "junk"
+
+
+# ---- status and metrics show a paused queue ----
+
+
+def test_status_shows_paused_queue(rs, r):
+    push(r, "bg.noop", queue="high")
+    push(r, "bg.noop", queue="low")
+    r.sadd("bg:queues", "high", "low")
+    ok(cli(rs, "pause", "-q", "low"))
+    out = ok(cli(rs, "status"))
+    names = [line for line in out.splitlines() if line and not line[0].isspace()
+             and not line.startswith("workers")]
+    assert names == ["high", "low (paused)"]
+    doc = json.loads(ok(cli(rs, "status", "--json")))
+    assert {q["name"]: q["paused"] for q in doc["queues"]} == {"high": False, "low": True}
+    metrics = ok(cli(rs, "metrics"))
+    assert 'bg_queue_paused{queue="low"} 1' in metrics
+    assert 'bg_queue_paused{queue="high"} 0' in metrics
+    ok(cli(rs, "resume", "-q", "low"))
+    doc = json.loads(ok(cli(rs, "status", "--json")))
+    assert not any(q["paused"] for q in doc["queues"])
+
+
+def test_status_with_ns_paused_of_wrong_type(rs, r):
+    push(r, "bg.noop", queue="high")
+    r.sadd("bg:queues", "high")
+    r.set("bg:paused", "junk")
+    doc = json.loads(ok(cli(rs, "status", "--json")))
+    assert doc["queues"][0]["paused"] is False and doc["queues"][0]["ready"] == 1
+
+
+# ---- what workers do: a paused queue is skipped, a resume wakes them, a cancel stops a job ----
+
+
+def test_paused_queue_is_skipped_and_resume_wakes_workers(rs, r, spawn):
+    from test_worker import worker
+    from conftest import wait_for
+    ok(cli(rs, "pause", "-q", "high"))
+    w = worker(spawn, rs, "-q", "high,low", "-c", "2")
+    highs = [push(r, "bg.noop", queue="high") for _ in range(3)]
+    for _ in range(3):
+        push(r, "bg.noop", queue="low")
+    wait_for(lambda: r.hget("bg:stats:low", "completed") == "3", what="the low jobs")
+    # high comes first in priority; had it not been skipped its jobs would have run first.
+    assert r.lrange("bg:ready:high", 0, -1) == highs
+    assert r.hget("bg:stats:high", "completed") is None
+    t0 = time.monotonic()
+    ok(cli(rs, "resume", "-q", "high"))
+    wait_for(lambda: r.hget("bg:stats:high", "completed") == "3", timeout=5,
+             what="the high jobs after resume")
+    # woken by the report of the resume, not by a once-a-second look
+    assert time.monotonic() - t0 < 0.9
+    w.stop()
+
+
+def test_pause_while_idle_then_a_job_waits(rs, r, spawn):
+    from test_worker import worker
+    from conftest import wait_for
+    w = worker(spawn, rs, "-q", "solo", "-c", "1")
+    push(r, "bg.noop", queue="solo")
+    wait_for(lambda: r.hget("bg:stats:solo", "completed") == "1", what="a first job")
+    ok(cli(rs, "pause", "-q", "solo"))
+    jid = push(r, "bg.noop", queue="solo")
+    time.sleep(0.5)  # a window: a paused queue's job must not be taken in it
+    assert r.lrange("bg:ready:solo", 0, -1) == [jid]
+    ok(cli(rs, "resume", "-q", "solo"))
+    wait_for(lambda: r.hget("bg:stats:solo", "completed") == "2", timeout=5, what="the job")
+    w.stop()
+
+
+def running_attempt(r, jid):
+    from conftest import wait_for
+    wait_for(lambda: r.hget(f"bg:jobs:{jid}", "lat") and
+             r.sismember("bg:processing:default", r.hget(f"bg:jobs:{jid}", "lat")),
+             what="the job to run")
+    return r.hget(f"bg:jobs:{jid}", "lat")
+
+
+@pytest.mark.parametrize("kind", ["builtin", "exec"])
+def test_cancel_running_job(rs, r, spawn, kind):
+    from test_worker import worker
+    from conftest import wait_for
+    args = ["-c", "2"] + (["-e", "Nap=sleep 30"] if kind == "exec" else [])
+    w = worker(spawn, rs, *args)
+    cls, arg = ("Nap", "{}") if kind == "exec" else ("bg.sleep", '{"ms": 30000}')
+    jid = push(r, cls, arg, rty=5)
+    other = push(r, cls, arg)
+    att = running_attempt(r, jid)
+    running_attempt(r, other)
+    t0 = time.monotonic()
+    doc = json.loads(ok(cli(rs, "cancel", jid, "--json")))
+    assert doc == {"job": jid, "result": "stopping", "attempt": att}
+    wait_for(lambda: r.zscore("bg:dead:default", jid) is not None, timeout=8,
+             what="the canceled job to be dead")
+    assert time.monotonic() - t0 < 3
+    a = r.hgetall(f"bg:attempts:{att}")
+    assert a["err"] == "Canceled" and "fin" in a
+    assert r.hget(f"bg:jobs:{jid}", "ler") == "Canceled"
+    assert r.zscore("bg:failed:default", att) is not None
+    assert r.zcard("bg:scheduled:default") == 0  # not retried, whatever its rty
+    # the other job runs on, untouched
+    assert r.sismember("bg:processing:default", r.hget(f"bg:jobs:{other}", "lat"))
+    w.stop()
+
+
+# ---- every command takes --json ----
+
+
+def test_enqueue_dequeue_retry_take_json(rs, r):
+    doc = json.loads(ok(cli(rs, "enqueue", "bg.noop", "--json")))
+    jid = doc["job"]
+    assert r.lrange("bg:ready:default", 0, -1) == [jid]
+    docs = [json.loads(line) for line in ok(cli(rs, "enqueue", "bg.noop", "-", "--json",
+                                                  input="{}\n{}\n")).splitlines()]
+    assert len(docs) == 2 and r.llen("bg:ready:default") == 3
+    assert [d["job"] for d in docs] == r.lrange("bg:ready:default", 1, -1)
+    assert json.loads(ok(cli(rs, "dequeue", jid, "--json"))) == {"job": jid, "removed": True}
+    dead = docs[0]["job"]
+    r.lrem("bg:ready:default", 0, dead)
+    r.zadd("bg:dead:default", {dead: 1})
+    assert json.loads(ok(cli(rs, "retry", dead, "--json"))) == {"job": dead, "retried": True}
+    assert json.loads(ok(cli(rs, "retry", "--dead", "--json"))) == {"moved": 0}
+
+
+def test_every_command_lists_json(rs):
+    from conftest import exe, run
+    names = ["status", "enqueue", "dequeue", "show", "retry", "workers", "failed", "dead",
+             "purge", "pause", "resume", "cancel", "ping", "metrics"]
+    for name in names:
+        p = run([exe("bg-cli"), name, "-h"])
+        assert p.returncode == 0 and "--json" in p.stdout, name

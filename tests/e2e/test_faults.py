@@ -363,7 +363,11 @@ def test_script_flush_mid_run_worker_reloads_without_reconnecting(own_server, sp
     counts = fleet.settle(r)
     print("script flush (worker):", counts)
     for p in fleet.programs():
-        assert not re.search(r" [EW] ", p.log()), p.log()
+        # The fleet's bg.fail jobs are warnings by design (docs/operations.md#logs); anything
+        # else at W or E would be the flush showing.
+        trouble = [line for line in p.log().splitlines()
+                   if re.search(r" [EW] ", line) and "] Failed bg.fail (job " not in line]
+        assert not trouble, p.log()
         assert "NOSCRIPT" not in p.log()
 
 

@@ -29,3 +29,34 @@ def test_json_line_survives_bytes_that_are_not_utf8(rs, r, spawn):
     named = [d for d in docs if "Bad" in d["msg"]]
     assert named, "no line names the job's class"
     assert all("\ufffd" in d["msg"] for d in named)
+
+
+def test_job_events_carry_their_fields(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "1", "-v", "--log-format", "json")
+    good = push(r, "bg.noop")
+    bad = push(r, "bg.fail", '{"err": "Boom", "msg": "it broke"}', rty=0)
+    wait_for(lambda: r.zcard("bg:dead:default") == 1 and
+             r.hget("bg:stats:default", "completed") == "1", what="both jobs")
+    w.stop()
+    docs = json_lines(w.log())
+    done = [d for d in docs if d.get("job") == good]
+    failed = [d for d in docs if d.get("job") == bad]
+    assert len(done) == 1 and len(failed) == 1, docs
+    d, f = done[0], failed[0]
+    assert d["level"] == "debug" and d["cls"] == "bg.noop" and d["que"] == "default"
+    assert d["attempt"] == r.hget(f"bg:jobs:{good}", "lat")
+    assert isinstance(d["ms"], (int, float)) and d["ms"] >= 0 and "err" not in d
+    assert f["level"] == "warn" and f["err"] == "Boom" and f["cls"] == "bg.fail"
+    assert f["attempt"] == r.hget(f"bg:jobs:{bad}", "lat")
+
+
+def test_text_failure_line_names_the_job(rs, r, spawn):
+    w = worker(spawn, rs, "-c", "1")
+    bad = push(r, "bg.fail", '{"err": "Boom", "msg": "it broke"}', rty=0)
+    wait_for(lambda: r.zcard("bg:dead:default") == 1, what="the job to die")
+    w.stop()
+    lines = [line for line in w.log().splitlines() if "Failed bg.fail" in line]
+    assert len(lines) == 1, w.log()
+    assert f" W worker: [{r.hget(f'bg:jobs:{bad}', 'lat')}] Failed bg.fail (job {bad}) in " \
+        in lines[0]
+    assert lines[0].endswith("ms: Boom: it broke")

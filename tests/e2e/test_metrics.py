@@ -407,7 +407,7 @@ def test_heartbeat_workers_and_metrics_under_the_documented_users(rs, r, spawn):
     and the watcher's /metrics with the four grants docs/watcher.md#metrics adds."""
     from test_acl import PASSWORD, acl_log, doc_acls
     acls = doc_acls()
-    acls["bg-watcher"] += ["+llen", "+scard", "+mget", "+lindex"]
+    acls["bg-watcher"] += ["+llen", "+scard", "+mget", "+lindex", "+sismember"]
     try:
         for name, rules in acls.items():
             r.execute_command("ACL", "SETUSER", name, *rules)

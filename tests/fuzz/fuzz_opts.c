@@ -1,6 +1,7 @@
 /* fuzz_opts.c: feeds arbitrary bytes to the option parsers the programs share (durations, times,
  * whole numbers, queue lists) and checks their promises: a duration is finite and not negative,
- * a number is within its bounds, every queue in a parsed list is a valid queue name. */
+ * a number is within its bounds, every queue in a parsed list is a valid queue name, a TLS option
+ * passes only with a rediss:// URL. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,6 +47,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         abort();
     }
     bgc_free_list(list, n);
+
+    /* The TLS options against a URL: a server name (no file, which the check would open) with
+     * the input as the URL, and the input as the name of a rediss:// URL. */
+    bgc_tls tls;
+    char terr[128];
+    memset(&tls, 0, sizeof tls);
+    tls.tls.server_name = s;
+    tls.from[3] = "--tls-server-name";
+    int rc = bgc_tls_check(&tls, s, terr, sizeof terr);
+    if ((rc == 0) != (strncmp(s, "rediss://", 9) == 0 && *s))
+        abort();
+    if (rc != 0 && memchr(terr, '\0', sizeof terr) == NULL)
+        abort();
+    if (bgc_tls_check(&tls, "rediss://h", terr, sizeof terr) != (*s ? 0 : -1))
+        abort();
 
     free(s);
     return 0;

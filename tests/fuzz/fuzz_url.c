@@ -1,6 +1,8 @@
 /* fuzz_url.c: feeds arbitrary bytes to the Redis URL parser and the password masker, and checks
  * what a parsed URL promises (one of host or socket path, a port in range, the password never
- * shown by the mask). */
+ * shown by the mask, TLS only for rediss://). The NUL-separated strings after the URL are TLS
+ * options (CA file, certificate, key, server name; one missing is an option not given),
+ * checked against the URL as the constructors check them. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,12 +23,52 @@ static void mask_into(const char *s, size_t len) {
     free(buf);
 }
 
+/* Takes the NUL-separated strings after the URL in s (of size bytes, NUL-terminated) as t's
+ * fields: a field past the end is an option not given. */
+static void split_options(const char *s, size_t size, bg_tls_options *t) {
+    const char **fields[] = {&t->ca_cert, &t->cert, &t->key, &t->server_name};
+    size_t at = strlen(s) + 1;
+    memset(t, 0, sizeof *t);
+    for (int i = 0; i < 4 && at <= size; i++) {
+        *fields[i] = s + at;
+        at += strlen(s + at) + 1;
+    }
+}
+
+/* What bg__url_tls_check promises of u and t when it says yes, and bg__url_parse_tls of a
+ * setup that needs no file. */
+static void check_tls(const char *s, const bg__url *u, const bg_tls_options *t) {
+    char err[BG__ERRLEN];
+    int any = t->ca_cert || t->cert || t->key || t->server_name;
+    int rc = bg__url_tls_check(u, t, err, sizeof err);
+    if (rc == BG_OK) {
+        if (any && !u->tls)
+            abort();
+        if (!t->cert != !t->key)
+            abort();
+        if ((t->ca_cert && !*t->ca_cert) || (t->server_name && !*t->server_name))
+            abort();
+    } else if (rc != BG_EINVAL || memchr(err, '\0', sizeof err) == NULL) {
+        abort();
+    }
+    /* One input in eight: OpenSSL's setup costs a millisecond. */
+    if (rc == BG_OK && !t->ca_cert && !t->cert && strlen(s) % 8 == 0) {
+        bg__url v;
+        rc = bg__url_parse_tls(s, t, &v, err, sizeof err);
+        if (rc != BG_OK || (v.tls && !v.ctx) || (!v.tls && v.ctx))
+            abort();
+        bg__url_clear(&v);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *s = malloc(size + 1);
+    bg_tls_options t;
     if (!s)
         return 0;
     memcpy(s, data, size);
     s[size] = '\0';
+    split_options(s, size, &t);
 
     char err[BG__ERRLEN];
     bg__url u;
@@ -42,6 +84,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* A user is only ever given with a password. */
         if (u.user && !u.pass)
             abort();
+        if (u.tls != (strncmp(s, "rediss://", 9) == 0) || (u.tls && !u.host))
+            abort();
+        check_tls(s, &u, &t);
         if (u.pass) {
             char masked[BG__ERRLEN * 4];
             bg_url_mask(s, masked, sizeof masked);

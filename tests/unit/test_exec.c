@@ -55,7 +55,7 @@ static void on_output(void *ud, int is_stderr, const char *line, size_t len) {
 /* Runs cmd and returns the milliseconds it took. */
 static double run(const char *cmd, const char *in, size_t in_len, double timeout_ms,
                   const atomic_int *cutoff, capture *cap, bg__exec_result *res) {
-    bg__exec_params p = {cmd, in, in_len, g_env, timeout_ms, cutoff, on_output, cap};
+    bg__exec_params p = {cmd, in, in_len, g_env, timeout_ms, cutoff, NULL, on_output, cap};
     double t0 = bg__mono_ms();
     assert_int_equal(bg__exec_run(&p, res), 0);
     return bg__mono_ms() - t0;
@@ -133,7 +133,7 @@ static int read_pids(const char *file, pid_t *pids, int want, double ms) {
 static void test_bad_args(void **state) {
     (void)state;
     bg__exec_result res;
-    bg__exec_params p = {NULL, NULL, 0, g_env, 0, NULL, NULL, NULL};
+    bg__exec_params p = {NULL, NULL, 0, g_env, 0, NULL, NULL, NULL, NULL};
     assert_int_equal(bg__exec_run(NULL, &res), -1);
     assert_int_equal(bg__exec_run(&p, &res), -1);
     p.command = "true";
@@ -284,6 +284,24 @@ static void test_cutoff(void **state) {
     assert_int_equal(res.status, SIGTERM);
 }
 
+static void test_cancel(void **state) {
+    (void)state;
+    atomic_int cancel = 0;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cut_later, &cancel), 0);
+    capture cap = {0};
+    bg__exec_result res;
+    bg__exec_params p = {"sleep 30", NULL, 0, g_env, 0, NULL, &cancel, on_output, &cap};
+    double t0 = bg__mono_ms();
+    assert_int_equal(bg__exec_run(&p, &res), 0);
+    double ms = bg__mono_ms() - t0;
+    pthread_join(t, NULL);
+    assert_true(ms >= 190 && ms < 1000);
+    assert_int_equal(res.outcome, BG__EXEC_CANCELED);
+    assert_string_equal(res.err, "Canceled");
+    assert_int_equal(res.status, SIGTERM);
+}
+
 static void test_grandchild_killed(void **state) {
     (void)state;
     char file[128], cmd[256];
@@ -367,7 +385,7 @@ static void *run_many(void *arg) {
         char in[32], want[64];
         snprintf(in, sizeof in, "%d-%d\n", (int)k, i);
         snprintf(want, sizeof want, "%d-%d job-1\n", (int)k, i);
-        bg__exec_params p = {cmd, in, strlen(in), g_env, 5000, NULL, on_output, &cap};
+        bg__exec_params p = {cmd, in, strlen(in), g_env, 5000, NULL, NULL, on_output, &cap};
         if (bg__exec_run(&p, &res) != 0 || res.outcome != BG__EXEC_FAILED || res.status != k ||
             strcmp(cap.out, want) != 0)
             return (void *)1;
@@ -404,7 +422,7 @@ static int sigpipe_child(void) {
     signal(SIGPIPE, SIG_DFL);
     size_t n = 1024 * 1024;
     char *in = calloc(n, 1);
-    bg__exec_params p = {"exec 0<&-; sleep 0.1", in, n, g_env, 0, NULL, NULL, NULL};
+    bg__exec_params p = {"exec 0<&-; sleep 0.1", in, n, g_env, 0, NULL, NULL, NULL, NULL};
     bg__exec_result res;
     if (!in || bg__exec_run(&p, &res) != 0 || res.outcome != BG__EXEC_OK)
         return 1;
@@ -425,7 +443,7 @@ static int no_fds_child(void) {
     struct rlimit rl = {(rlim_t)first + 1, (rlim_t)first + 1};
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
         return 3;
-    bg__exec_params p = {"true", NULL, 0, g_env, 0, NULL, NULL, NULL};
+    bg__exec_params p = {"true", NULL, 0, g_env, 0, NULL, NULL, NULL, NULL};
     bg__exec_result res;
     if (bg__exec_run(&p, &res) != 0 || res.outcome != BG__EXEC_ERROR)
         return 1;
@@ -443,7 +461,7 @@ static int sigkill_worker(void) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "echo $$ > %s; sleep 300 & echo $! >> %s; sleep 300", g_sk_file,
              g_sk_file);
-    bg__exec_params p = {cmd, NULL, 0, g_env, 0, NULL, NULL, NULL};
+    bg__exec_params p = {cmd, NULL, 0, g_env, 0, NULL, NULL, NULL, NULL};
     bg__exec_result res;
     bg__exec_run(&p, &res);
     return 0;
@@ -514,6 +532,7 @@ int main(void) {
         cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_timeout_kill_after),
         cmocka_unit_test(test_cutoff),
+        cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_grandchild_killed),
         cmocka_unit_test(test_escaped_grandchild),
         cmocka_unit_test(test_no_deadlock),

@@ -110,7 +110,10 @@ static void test_malformed(void **state) {
     expect_bad("redis://us%g0er:pw@h", NULL);
     expect_bad("redis://user@h", NULL);
     expect_bad("redis://user:@h", NULL);
-    expect_bad("rediss://h:6379", NULL);
+    expect_bad("rediss://h/0?ssl_cert_reqs=none", NULL);
+    expect_bad("rediss:/h", NULL);
+    expect_bad("rediss://", NULL);
+    expect_bad("rediss://:pw%zz@h", "pw");
     expect_bad("http://h:6379", NULL);
     expect_bad("h:6379", NULL);
     expect_bad("redis://h o:6379", NULL);

@@ -51,6 +51,28 @@ typedef struct {
     bg_log_event_fn event;
 } bg_logger;
 
+/* What a worker or watcher loop tells its program about its life, for a service manager such as
+ * systemd (sd_notify: READY=1, STATUS=, WATCHDOG=1, STOPPING=1). */
+typedef enum {
+    BG_EVENT_READY = 0,   /* Redis answered and the scripts are loaded: it serves from now on
+                             (once a run) */
+    BG_EVENT_STATUS = 1,  /* its one-line state changed; text says it ("serving high,low with 10
+                             fibers", "no connection to Redis: ...") */
+    BG_EVENT_HEALTHY = 2, /* Redis answered just now: sent about once a second while all is well,
+                             never while Redis cannot be reached or hangs */
+    BG_EVENT_STOPPING = 3 /* it began to shut down (once a run) */
+} bg_event;
+
+/* Called on the loop's own thread (the main thread of a worker); text is borrowed for the call,
+ * "" for READY, HEALTHY and STOPPING. Keep it quick: the loop waits for it. */
+typedef void (*bg_event_fn)(void *userdata, bg_event event, const char *text);
+
+/* Where events go; a NULL fn sends none. */
+typedef struct {
+    bg_event_fn fn;
+    void *userdata;
+} bg_events;
+
 /* The default Redis URL when none is given (docs/schema.md#formats). */
 #define BG_DEFAULT_URL "redis://127.0.0.1:6379/0"
 /* The default namespace. */
@@ -58,14 +80,27 @@ typedef struct {
 /* The longest queue name, in bytes. */
 #define BG_QUEUE_MAX 128
 
+/* TLS for a rediss:// URL (docs/operations.md#tls), shared by the client, worker and watcher
+ * options. All NULL (what the options' init functions set) means: verify the server's
+ * certificate against the system's CA store and its name against the URL's host, and present
+ * no certificate. Any field set with a URL that is not rediss:// is refused (BG_EINVAL), as is
+ * a file that cannot be read or a certificate without its key. */
+typedef struct {
+    const char *ca_cert;     /* PEM file of the CAs to trust instead of the system's */
+    const char *cert;        /* PEM client certificate (chain), for mutual TLS; needs key */
+    const char *key;         /* PEM private key of cert */
+    const char *server_name; /* the name to verify and send (SNI); NULL: the URL's host */
+} bg_tls_options;
+
 /* Options for bg_client_new(). Initialise with bg_client_options_init(), then set fields.
  * Strings are copied by bg_client_new(). Durations are in milliseconds. */
 typedef struct {
-    const char *url;  /* Redis URL (docs/schema.md#formats); NULL means BG_DEFAULT_URL. */
-    const char *ns;   /* namespace; NULL means BG_DEFAULT_NAMESPACE. */
-    const char *role; /* client name after "NS-": "manager" (the default) or "cli". */
-    int timeout_ms;   /* connect and socket timeout; default 5000. */
-    bg_logger log;    /* optional log sink. */
+    const char *url;    /* Redis URL (docs/schema.md#formats); NULL means BG_DEFAULT_URL. */
+    const char *ns;     /* namespace; NULL means BG_DEFAULT_NAMESPACE. */
+    const char *role;   /* client name after "NS-": "manager" (the default) or "cli". */
+    int timeout_ms;     /* connect and socket timeout; default 5000. */
+    bg_logger log;      /* optional log sink. */
+    bg_tls_options tls; /* for a rediss:// URL */
 } bg_client_options;
 
 typedef struct bg_client bg_client;
@@ -77,7 +112,8 @@ BG_EXPORT void bg_client_options_init(bg_client_options *opts);
  * that needs Redis does, and reconnects after a lost connection). opts may be NULL for the
  * defaults. Returns BG_OK with *out set (the caller owns it: free it with bg_client_free()),
  * or BG_EURL, BG_EINVAL (a bad namespace) or BG_ENOMEM with *out NULL and a message in errbuf
- * (of errlen bytes; errbuf may be NULL), e.g. naming the URL with its password masked. */
+ * (of errlen bytes; errbuf may be NULL), e.g. naming the URL with its password masked, or a TLS
+ * option or file that cannot be used. */
 BG_EXPORT int bg_client_new(bg_client **out, const bg_client_options *opts, char *errbuf,
                             size_t errlen);
 

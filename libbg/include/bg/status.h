@@ -27,6 +27,8 @@ typedef struct {
     int64_t latency_ms; /* age of the oldest ready job, now (the server's TIME) minus its qat;
                            0 when ready is empty, -1 when unknown (its hash or qat missing, or
                            qat not a whole number). */
+    int64_t paused;     /* 1 when the queue is in NS:paused (bg-cli pause), else 0 (also when
+                           NS:paused is not a set: workers then take it as no queue paused). */
 } bg_queue_status;
 
 typedef struct bg_status bg_status;

@@ -36,6 +36,21 @@ end
 
 -- The same check for the scripts that answer with a Redis error (dead, purge): nil, or
 -- 'WRONGTYPE <key> is a <type>, not a <name>' (name: how the message calls want).
+-- The queue of the job whose hash is job, for a script about one job (dequeue, cancel): q, or
+-- nil and the reply to return at once: a badkey when job is not a hash, 0 when there is no such
+-- job, -1 when its hash has no que.
+local function job_queue(job)
+  local bad = badkey(job, 'hash')
+  if bad then
+    return nil, bad
+  end
+  local q = redis.call('HGET', job, 'que')
+  if not q then
+    return nil, redis.call('EXISTS', job) == 1 and -1 or 0
+  end
+  return q
+end
+
 local function wrongtype(key, want, name)
   local kind = redis.call('TYPE', key).ok
   if kind ~= want and kind ~= 'none' then
