@@ -71,7 +71,7 @@ local function invalid(h)
   local cls = h[1]
   if not cls or cls == '' then
     return 'the job has no cls'
-  elseif string.find(cls, '%z') then
+  elseif string.find(cls, '\0', 1, true) then
     return 'cls holds a NUL byte'
   elseif not field(h[2]) then
     return 'rty is not a whole number from 0 to 999999999'

@@ -92,7 +92,7 @@ def test_a_worker_without_smismember_still_finishes(rs, r, spawn):
              "+select", "+info", "+client|setname", "+client|id", "+client|tracking",
              "+subscribe", "+script|load", "+evalsha", "+sadd", "+time", "+type", "+exists",
              "+lrange", "+ltrim", "+lpush", "+hget", "+hmget", "+hstrlen", "+hset", "+hincrby",
-             "+sismember", "+srem", "+del", "+zadd", "+incrby", "+pexpire", "+get"]
+             "+sismember", "+srem", "+del", "+zadd", "+incrby", "+pexpire", "+get", "+smembers"]
     r.execute_command("ACL", "SETUSER", "old-worker", *rules)
     r.execute_command("ACL", "LOG", "RESET")
     try:
