@@ -212,7 +212,9 @@ def running_attempt(r, jid):
 def test_cancel_running_job(rs, r, spawn, kind):
     from test_worker import worker
     from conftest import wait_for
-    args = ["-c", "2"] + (["-e", "Nap=sleep 30"] if kind == "exec" else [])
+    # A short shutdown: the other job need not be waited for when the test ends.
+    args = ["-c", "2", "--shutdown-timeout", "0.2"] + (["-e", "Nap=sleep 30"]
+                                                     if kind == "exec" else [])
     w = worker(spawn, rs, *args)
     cls, arg = ("Nap", "{}") if kind == "exec" else ("bg.sleep", '{"ms": 30000}')
     jid = push(r, cls, arg, rty=5)

@@ -161,9 +161,14 @@ def test_figures_match_status(rs, r, spawn):
     w = spawn([exe("bg-worker"), "-r", rs.url, "-q", "high,later", "-c", "2"])
     wait_for(lambda: r.zcard("bg:completed:high") == 3 and r.zcard("bg:failed:high") == 2
              and r.zcard("bg:scheduled:high") == 1, what="the jobs to run")
-    # jps falls back to 0 a second after the last completion, and the worker's row is up.
-    wait_for(lambda: all(q["jps"] == 0 for q in status(rs).values())
-             and "bg_workers 1\n" in metrics(rs), what="a quiet second")
+    # jps falls back to 0 a second after the last completion, and the worker's row is up, its
+    # busy count refreshed by a beat after the last job (beats come once a second).
+    def quiet():
+        m = metrics(rs)
+        busy = [v for k, v in parse(m)[1].items() if k[0] == "bg_worker_busy"]
+        return all(q["jps"] == 0 for q in status(rs).values()) and "bg_workers 1\n" in m \
+            and busy == [0]
+    wait_for(quiet, what="a quiet second")
     types, samples = parse(metrics(rs))
     st = status(rs)
     assert set(by_queue(samples, "bg_queue_ready")) == set(st) == {"high", "later", "waiting"}

@@ -58,7 +58,7 @@ def test_workers_lists_each_worker_with_its_fields(rs, r, spawn):
 
 
 def test_busy_counts_fibers_running_a_job(rs, r, spawn):
-    w = start_worker(spawn, rs, "-c", "3")
+    w = start_worker(spawn, rs, "-c", "3", "--shutdown-timeout", "0.2")
     for _ in range(2):
         cli(rs, "enqueue", "bg.sleep", '{"ms":20000}')
     wait_for(lambda: (row_of(rs, w.pid) or {}).get("busy") == 2, what="busy 2")
