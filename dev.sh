@@ -10,7 +10,7 @@ cd "$TOP"
 # Debian's python3: it has python3-redis and python3-pytest, whatever else is first on PATH.
 PY=/usr/bin/python3
 JOBS=$(nproc 2>/dev/null || echo 2)
-FUZZ_SECONDS=${FUZZ_SECONDS:-12}
+FUZZ_SECONDS=${FUZZ_SECONDS:-8}
 # Upper bounds, so that a hung test ends the run with a message instead of eating CI's time.
 E2E_TIMEOUT=${E2E_TIMEOUT:-900}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
@@ -53,7 +53,7 @@ usage: ./dev.sh demo [REDIS_URL]
 Environment:
   CI              when set (not "false"), a skipped test counts as a failure (the hook is
                   in tests/e2e/conftest.py, so a plain pytest run with CI=true does the same)
-  FUZZ_SECONDS    how long each fuzz target runs (default 12)
+  FUZZ_SECONDS    how long each fuzz target runs (default 8)
   E2E_TIMEOUT     seconds one pytest run may take before it is ended (default 900)
   BG_LONG         when 1, the same as --long
 
