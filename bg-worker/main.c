@@ -151,8 +151,8 @@ int main(int argc, char **argv) {
     if (rc != BG_OK)
         bad_usage("%s", err);
     for (size_t i = 0; i < x.nplugins; i++)
-        if (bg_worker_load_plugin(w, x.plugins[i], err, sizeof err) != BG_OK) {
-            fprintf(stderr, "bg-worker: %s\n", err);
+        if (bg_worker_load_plugin(w, x.plugins[i]) != BG_OK) {
+            fprintf(stderr, "bg-worker: %s\n", bg_worker_errmsg(w));
             bg_worker_free(w);
             bgc_daemon_free(&d);
             free(x.execs);
@@ -175,9 +175,9 @@ int main(int argc, char **argv) {
     bgc_on_signal(SIGCONT, on_quiet);
     bgc_on_signal(SIGHUP, on_hangup);
 
-    rc = bg_worker_run(w, err, sizeof err);
+    rc = bg_worker_run(w);
     if (rc < 0) {
-        fprintf(stderr, "bg-worker: %s\n", err);
+        fprintf(stderr, "bg-worker: %s\n", bg_worker_errmsg(w));
         return 1;
     }
     if (rc == 1) {

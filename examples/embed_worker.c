@@ -112,9 +112,9 @@ int main(int argc, char **argv) {
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    rc = bg_worker_run(w, errbuf, sizeof errbuf);
+    rc = bg_worker_run(w);
     if (rc < 0)
-        fprintf(stderr, "embed_worker: %s\n", errbuf[0] ? errbuf : bg_strerror(rc));
+        fprintf(stderr, "embed_worker: %s\n", bg_worker_errmsg(w));
     bg_worker_free(w);
     return rc == 0 ? 0 : 1;
 }

@@ -111,7 +111,9 @@ int bg_worker_add_exec(bg_worker *w, const char *cls, const char *command) {
     return bg__registry_add_exec(&w->reg, cls, command);
 }
 
-int bg_worker_load_plugin(bg_worker *w, const char *path, char *errbuf, size_t errlen) {
+int bg_worker_load_plugin(bg_worker *w, const char *path) {
+    char *errbuf = w->err;
+    size_t errlen = sizeof w->err;
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         bg__fmt(errbuf, errlen, "cannot load plugin %s: %s", path, dlerror());
@@ -444,7 +446,14 @@ static void main_wait(bg_worker *w, main_state *m) {
         bg__sleep_ms(TICK_MS);
 }
 
-int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen) {
+const char *bg_worker_errmsg(const bg_worker *w) {
+    return w ? w->err : "";
+}
+
+int bg_worker_run(bg_worker *w) {
+    char *errbuf = w->err;
+    size_t errlen = sizeof w->err;
+    w->err[0] = '\0';
     run_state s;
     memset(&s, 0, sizeof s);
     int rc = start(w, &s, errbuf, errlen);

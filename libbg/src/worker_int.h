@@ -116,6 +116,7 @@ struct bg_worker {
     double shutdown_timeout_ms;
     bg_logger log;
     bg_events events;
+    char err[BG__ERRLEN]; /* bg_worker_errmsg() */
     bg_registry reg;
     void **plugins;
     size_t nplugins;

@@ -58,8 +58,8 @@ BG_EXPORT bg_registry *bg_worker_registry(bg_worker *w);
 /* Loads the shared object at path (dlopen) and calls its bg_plugin_init() with w's registry;
  * before bg_worker_run(). The plugin stays loaded until bg_worker_free(). Returns BG_OK, or
  * BG_EPLUGIN (it does not load, lacks the symbol, or its init returned non-zero) or BG_ENOMEM,
- * with a message in errbuf. */
-BG_EXPORT int bg_worker_load_plugin(bg_worker *w, const char *path, char *errbuf, size_t errlen);
+ * with a message in bg_worker_errmsg(). */
+BG_EXPORT int bg_worker_load_plugin(bg_worker *w, const char *path);
 
 /* Maps a class (or "*" for every class nothing else handles) to a shell command run with the
  * exec protocol of docs/worker.md; before bg_worker_run(). Both strings are copied. Returns
@@ -72,9 +72,13 @@ BG_EXPORT int bg_worker_add_exec(bg_worker *w, const char *cls, const char *comm
  * handler that ignored the cut-off), 1 after an immediate one (BG_WORKER_HALT or a second
  * BG_WORKER_STOP: the fibers are told to end, and not waited for), or a negative error when it
  * could not start (BG_EREDIS: a wrong password or the like; BG_EACL; BG_ENOMEM; BG_ESYS: no
- * threads), with a message in errbuf. A Redis that cannot be reached, or a lost connection,
- * is never an error: the worker waits and reconnects. */
-BG_EXPORT int bg_worker_run(bg_worker *w, char *errbuf, size_t errlen);
+ * threads), with a message in bg_worker_errmsg(). A Redis that cannot be reached, or a lost
+ * connection, is never an error: the worker waits and reconnects. */
+BG_EXPORT int bg_worker_run(bg_worker *w);
+
+/* Why the last bg_worker_load_plugin() or bg_worker_run() failed ("" when none did); borrowed
+ * until the next such call or bg_worker_free(). Never NULL. */
+BG_EXPORT const char *bg_worker_errmsg(const bg_worker *w);
 
 /* What bg_worker_signal() asks for. */
 typedef enum {
