@@ -13,12 +13,15 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS=${FUZZ_SECONDS:-8}
 # Upper bounds, so that a hung test ends the run with a message instead of eating CI's time.
 E2E_TIMEOUT=${E2E_TIMEOUT:-900}
+# pytest processes an end-to-end run spreads its tests over (pytest-xdist): the tests spend most
+# of their time waiting for programs and servers, so a run of one process leaves cores idle.
+E2E_PROCS=${E2E_PROCS:-$JOBS}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-300}
 VALGRIND_TIMEOUT=${VALGRIND_TIMEOUT:-600}
 
 PACKAGES=(build-essential cmake pkg-config libhiredis-dev uuid-dev libjansson-dev libcmocka-dev
     libssl-dev openssl
-    redis-server redis-tools python3 python3-redis python3-pytest clang libclang-rt-14-dev procps
+    redis-server redis-tools python3 python3-redis python3-pytest python3-pytest-xdist clang libclang-rt-14-dev procps
     valgrind)
 TEST_PACKAGES=(clang-format ruby ruby-redis nodejs)
 
@@ -55,6 +58,7 @@ Environment:
                   in tests/e2e/conftest.py, so a plain pytest run with CI=true does the same)
   FUZZ_SECONDS    how long each fuzz target runs (default 8)
   E2E_TIMEOUT     seconds one pytest run may take before it is ended (default 900)
+  E2E_PROCS       pytest processes an end-to-end run uses (default: one a core)
   BG_LONG         when 1, the same as --long
 
 Installing packages needs root (or sudo). Nothing is installed when every package is there.
@@ -192,7 +196,7 @@ do_e2e() {
     fi
     # test_valgrind.py is a stage of its own (do_valgrind), against build/ only.
     BG_BUILD_DIR="$TOP/$dir" timeout -k 30 "$E2E_TIMEOUT" \
-        "$PY" -m pytest -q -rs -p no:cacheprovider --durations=10 \
+        "$PY" -m pytest -q -rs -p no:cacheprovider -n "$E2E_PROCS" --durations=10 \
         --ignore=tests/e2e/test_valgrind.py "${skip[@]}" tests/e2e || rc=$?
     [ $rc -eq 124 ] && echo "dev.sh: pytest did not finish within $E2E_TIMEOUT s" >&2
     return $rc
@@ -254,7 +258,7 @@ do_tsan_e2e() {
     # shellcheck disable=SC2086 # the prefix is words
     TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:log_path=$logs/tsan" \
         BG_BUILD_DIR="$TOP/build-tsan" timeout -k 30 "$E2E_TIMEOUT" $prefix \
-        "$PY" -m pytest -q -rs -p no:cacheprovider tests/e2e/test_worker.py \
+        "$PY" -m pytest -q -rs -p no:cacheprovider -n "$E2E_PROCS" tests/e2e/test_worker.py \
         tests/e2e/test_worker_lifecycle.py || rc=$?
     [ $rc -eq 124 ] && echo "dev.sh: pytest did not finish within $E2E_TIMEOUT s" >&2
     for f in "$logs"/tsan.*; do

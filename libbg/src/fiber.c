@@ -88,6 +88,10 @@ static int watch_job(bg__fiber *f, const bg__claimed *c, bg__outcome *out) {
     bg__runner *r = &f->run;
     double t0 = bg__mono_ms();
     bg_job job = {c->job, c->attempt, c->cls, c->queue, c->arg, c->arg_len, c->att, NULL};
+    bg_log_fields lf = {c->job, c->attempt, c->cls, c->queue, NULL, -1};
+    /* From here on the job runs: a stop no longer hands it back unstarted. */
+    bg__log_job(&w->log, BG_LOG_DEBUG, BG__ROLE, &lf, "[%s] Started %s (job %s)", c->attempt,
+                c->cls, c->job);
     bg__runner_hand(r, &job);
     atomic_store(&f->busy, 1);
     f->redial_at_ms = 0;

@@ -43,9 +43,15 @@ def test_job_events_carry_their_fields(rs, r, spawn):
              r.hget("bg:stats:default", "completed") == "1", what="both jobs")
     w.stop()
     docs = json_lines(w.log())
-    done = [d for d in docs if d.get("job") == good]
-    failed = [d for d in docs if d.get("job") == bad]
+    starts = [d for d in docs if "] Started " in d["msg"]]
+    done = [d for d in docs if d.get("job") == good and "] Started " not in d["msg"]]
+    failed = [d for d in docs if d.get("job") == bad and "] Started " not in d["msg"]]
     assert len(done) == 1 and len(failed) == 1, docs
+    # Each attempt's start comes before its end, with the same fields but no time or error.
+    assert [(s["job"], s["attempt"]) for s in starts] == \
+        [(good, r.hget(f"bg:jobs:{good}", "lat")), (bad, r.hget(f"bg:jobs:{bad}", "lat"))]
+    assert all(s["level"] == "debug" and "ms" not in s and "err" not in s for s in starts)
+    assert docs.index(starts[0]) < docs.index(done[0])
     d, f = done[0], failed[0]
     assert d["level"] == "debug" and d["cls"] == "bg.noop" and d["que"] == "default"
     assert d["attempt"] == r.hget(f"bg:jobs:{good}", "lat")

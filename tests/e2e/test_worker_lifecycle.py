@@ -18,6 +18,13 @@ def running(r, jid):
     return None
 
 
+def started(w, r, jid):
+    """The job's attempt once its worker (run with -v) says it started: a job only claimed may
+    still be handed back unstarted by a stop, so processing alone does not tell."""
+    a = running(r, jid)
+    return a if a and f"[{a['id']}] Started " in w.log() else None
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -30,9 +37,9 @@ def alive(pid):
 # ---- signals ----
 
 def test_term_waits_for_running_jobs_then_exits_0(rs, r, spawn):
-    w = worker(spawn, rs, "-c", "2")
+    w = worker(spawn, rs, "-c", "2", "-v")
     jid = push(r, "bg.sleep", '{"ms":400}')
-    wait_for(lambda: running(r, jid), what="the job to start")
+    wait_for(lambda: started(w, r, jid), what="the job to start")
     w.signal(signal.SIGTERM)
     assert w.wait(10) == 0
     a = finished(r, jid)
@@ -43,10 +50,10 @@ def test_term_waits_for_running_jobs_then_exits_0(rs, r, spawn):
 
 def test_shutdown_cutoff_fails_attempt_and_requeues_at_head_without_using_a_retry(rs, r, spawn):
     w = worker(spawn, rs, "-c", "2", "--shutdown-timeout", "0.3", "-p", PLUGIN,
-               "-e", "hang=sleep 60")
+               "-e", "hang=sleep 60", "-v")
     j_sleep = push(r, "bg.sleep", '{"ms":60000}')
     j_exec = push(r, "hang")
-    wait_for(lambda: running(r, j_sleep) and running(r, j_exec), what="both jobs to start")
+    wait_for(lambda: started(w, r, j_sleep) and started(w, r, j_exec), what="both jobs to start")
     waiting = push(r, "bg.noop", queue="other")
     w.signal(signal.SIGTERM)
     t0 = time.monotonic()
@@ -64,9 +71,9 @@ def test_shutdown_cutoff_fails_attempt_and_requeues_at_head_without_using_a_retr
 
 
 def test_handler_that_ignores_cancellation_is_abandoned_and_requeued(rs, r, spawn):
-    w = worker(spawn, rs, "-c", "1", "--shutdown-timeout", "0", "-p", PLUGIN)
+    w = worker(spawn, rs, "-c", "1", "--shutdown-timeout", "0", "-p", PLUGIN, "-v")
     jid = push(r, "test.stubborn")
-    wait_for(lambda: running(r, jid), what="the job to start")
+    wait_for(lambda: started(w, r, jid), what="the job to start")
     w.signal(signal.SIGTERM)
     assert w.wait(20) == 0
     a = finished(r, jid)
@@ -84,9 +91,9 @@ def test_term_with_redis_unreachable_and_nothing_running_exits_at_once(spawn):
 
 
 def test_second_term_exits_at_once_with_1(rs, r, spawn):
-    w = worker(spawn, rs, "-c", "1", "-e", "hang=sleep 60")
+    w = worker(spawn, rs, "-c", "1", "-e", "hang=sleep 60", "-v")
     jid = push(r, "hang")
-    wait_for(lambda: running(r, jid), what="the job to start")
+    wait_for(lambda: started(w, r, jid), what="the job to start")
     w.signal(signal.SIGTERM)
     time.sleep(0.1)
     w.signal(signal.SIGINT)

@@ -34,7 +34,7 @@ typedef struct {
     const char *cls;     /* the job's class */
     const char *queue;   /* the queue it was taken from */
     const char *err;     /* the error class of a failed attempt */
-    double ms;           /* how long the attempt ran, in ms */
+    double ms;           /* how long the attempt ran, in ms; negative for its start */
 } bg_log_fields;
 
 /* A log sink that also gets an event's fields: fields is NULL for an event about no job. Called
