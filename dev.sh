@@ -23,7 +23,7 @@ PACKAGES=(build-essential cmake pkg-config libhiredis-dev uuid-dev libjansson-de
     libssl-dev openssl
     redis-server redis-tools python3 python3-redis python3-pytest python3-pytest-xdist clang libclang-rt-14-dev procps
     valgrind)
-TEST_PACKAGES=(clang-format ruby ruby-redis nodejs)
+TEST_PACKAGES=(clang-format ruby ruby-redis nodejs iproute2)
 
 usage() {
     cat <<EOF
