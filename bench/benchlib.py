@@ -29,6 +29,7 @@ POLL_SECONDS = 0.01
 
 sys.path.insert(0, os.path.join(TOP, "tests", "support"))
 from redis_server import RedisServer  # noqa: E402
+from hosts import Hosts  # noqa: E402,F401  (bench/run's hosts scenario)
 
 import redis  # noqa: E402  (bench/run checks for it first, with a message)
 
@@ -171,13 +172,16 @@ def enqueue(tools, srv, n, queue=QUEUE):
 class Worker:
     """A bg-worker, its log in the temporary directory."""
 
-    def __init__(self, tools, srv, tmp, conc, queues=(QUEUE,), tag=""):
+    def __init__(self, tools, srv, tmp, conc, queues=(QUEUE,), tag="", url=None, wrap=None):
+        """url: the Redis URL it uses (srv.url by default); wrap(argv): the command that runs
+        argv elsewhere (on one of the hosts of tests/support/hosts.py), its PID argv's."""
         self.log = os.path.join(tmp, f"worker-c{conc}{tag}.log")
         self.conc = conc
+        argv = [tools["bg-worker"], "-r", url or srv.url, "-n", NS, "-q", ",".join(queues),
+                "-c", str(conc)]
         with open(self.log, "wb") as logf:
-            self.proc = subprocess.Popen(
-                [tools["bg-worker"], "-r", srv.url, "-n", NS, "-q", ",".join(queues),
-                 "-c", str(conc)], stdout=subprocess.DEVNULL, stderr=logf)
+            self.proc = subprocess.Popen(wrap(argv) if wrap else argv,
+                                         stdout=subprocess.DEVNULL, stderr=logf)
 
     def last_log_line(self):
         try:
@@ -294,6 +298,52 @@ def bg_drain(tools, srv, tmp, conc, n, procs=1, queues=(QUEUE,)):
     jobs, rcpu, cmds = win.figures("hget", len(queues))
     return {"rate": n / (now - t0), "redis_us": rcpu * 1e6 / jobs, "client_us": wcpu * 1e6 / n,
             "cmds": cmds, "rss_kb": rss, "hwm_kb": hwm, "n": jobs}
+
+
+class _TimedWindow(Window):
+    """A Window that also keeps the wall time between its two snapshots, for how busy Redis
+    was over it."""
+
+    def poll(self, done):
+        opening = self.start is None
+        end = super().poll(done)
+        if opening and self.start is not None:
+            self.t0 = time.monotonic()
+        if end:
+            self.t1 = time.monotonic()
+        return end
+
+
+def hosts_drain(tools, srv, tmp, hosts, k, conc, n):
+    """One bg-worker -c conc on each of the first k hosts (tests/support/hosts.py), over n
+    ready no-op jobs; returns the rate (from starting the workers), and over the steady window
+    redis-server's CPU per job and the share of one core it used (CPU s / wall s), EVALSHA's
+    us a job and jobs a call (claims and finishes together) from commandstats, and the workers'
+    CPU per job (their start included)."""
+    r = srv.client()
+    win = _TimedWindow(r, n)
+    t0 = time.monotonic()
+    ws = [Worker(tools, srv, tmp, conc, tag=f"-host{i + 1}-of{k}", url=hosts.url(srv.port),
+                 wrap=lambda argv, i=i: hosts.command(i, argv)) for i in range(k)]
+    try:
+        def alive():
+            for w in ws:
+                w.check_alive()
+        now = wait_completed(r, n, lambda: completed_count(r, [QUEUE]), alive,
+                             f"{k} hosts' bg-worker -c {conc}", ws[0].last_log_line, win)
+        wcpu = sum(cpu_seconds(w.proc.pid) for w in ws)
+    finally:
+        for w in ws:
+            w.stop()
+    failed = completed_count_field(r, [QUEUE], "failed")
+    if failed:
+        raise SetupError(f"{failed} bg.noop jobs failed on {k} hosts")
+    jobs, rcpu, cmds = win.figures("hget", 1)
+    wall = max(1e-9, win.t1 - win.t0)
+    return {"rate": n / (now - t0), "redis_us": rcpu * 1e6 / jobs, "busy": rcpu / wall,
+            "evalsha_us": cmds.get("evalsha", (0, 0))[1] / jobs,
+            "per_call": jobs / max(1, cmds.get("evalsha", (0, 0))[0]),
+            "client_us": wcpu * 1e6 / n}
 
 
 def completed_count_field(r, queues, field):

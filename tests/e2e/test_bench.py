@@ -83,6 +83,29 @@ def test_without_bullmq_one_line_says_so():
     assert not lines_starting(p.stdout, "drain"), p.stdout
 
 
+@pytest.mark.parametrize("loopback", [False, True], ids=["namespaces", "loopback"])
+def test_hosts_prints_a_row_for_each_number_of_hosts(loopback):
+    p = bench("-n", "1000", "-R", "1", "--only", "hosts", "--no-bullmq",
+              *(["--hosts-loopback"] if loopback else []))
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = lines_starting(p.stdout, "hosts:")
+    assert len(rows) == 2 + 4, p.stdout
+    assert rows[1].split()[1:3] == ["hosts", "jobs/s"], rows[1]
+    for k, row in enumerate(rows[2:], 1):
+        m = re.match(rf"hosts: +{k} +({NUM}) +({NUM})x +{NUM} us +{NUM} us +{NUM} +{NUM}% of a core "
+                     rf"+{NUM} us$", row)
+        assert m and float(m.group(1).replace(",", "")) > 0, row
+        if k == 1:
+            assert m.group(2) == "1.00", row
+    # Where the hosts are not namespaces, one line says so, whatever the reason.
+    fallback = lines_starting(p.stdout, "FALLBACK: ")
+    assert bool(fallback) == ("FALLBACK: " in rows[0]), p.stdout
+    if loopback:
+        assert fallback and "--hosts-loopback" in fallback[0], p.stdout
+    assert not [ln for ln in p.stdout.splitlines()
+                if not ln.startswith(("bg bench ", "hosts:", "FALLBACK: ", "BullMQ: skipped"))]
+
+
 @pytest.mark.parametrize("args", [
     ["-n", "5"], ["-n", "x"], ["-R", "0"], ["-R", "51"], ["-c", "0"], ["-c", "1,x"],
     ["-l", "5"], ["--rate", "0"], ["-d", "1"], ["--only", "nope"], ["--only", "drain,nope"],

@@ -158,6 +158,7 @@ class Hosts:
         self.addrs = []
         self.redis_host = "127.0.0.1"
         self._uts_pre = None
+        self._desc = None
         self.named = False
         self._registered = False
 
@@ -189,6 +190,8 @@ class Hosts:
             self.redis_host = "127.0.0.1"
         self._uts_pre = ["unshare", "--uts"] if self.mode == "netns" else _uts_wrapper()
         self.named = self._uts_pre is not None
+        self._desc = None
+        self.describe()
         return self
 
     def _cannot(self):
@@ -269,7 +272,12 @@ class Hosts:
         return None
 
     def describe(self):
-        """One line for the output: what the hosts are."""
+        """One line for the output: what the hosts are (still right after cleanup)."""
+        if self._desc is None:
+            self._desc = self._describe()
+        return self._desc
+
+    def _describe(self):
         if self.mode == "netns":
             net = self.redis_host.rsplit(".", 1)[0]
             return (f"{self.count} hosts in network namespaces of their own "
