@@ -19,6 +19,20 @@ void bg__fibers_wake(bg_worker *w) {
     pthread_mutex_unlock(&w->mu);
 }
 
+/* One idle fiber a report, not all of them: a job pushed wakes one claim, not concurrency of
+ * them racing for it (all but one claim nothing, and each empty claim costs Redis a script
+ * call). A claim that takes jobs trims the list, and that report wakes the next idle fiber, so
+ * a long list still fans out. Tickets beyond the fibers would only wake fibers for nothing. */
+void bg__fibers_wake_some(bg_worker *w, int reports) {
+    pthread_mutex_lock(&w->mu);
+    w->tickets += reports;
+    if (w->tickets > w->concurrency)
+        w->tickets = w->concurrency;
+    for (int i = 0; i < reports && i < w->concurrency; i++)
+        pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
 static unsigned long long current_gen(bg_worker *w) {
     pthread_mutex_lock(&w->mu);
     unsigned long long g = w->gen;
@@ -26,15 +40,18 @@ static unsigned long long current_gen(bg_worker *w) {
     return g;
 }
 
-/* Waits for news of ready jobs (generation gen0 passed), a change of state, or a second. */
+/* Waits for news of ready jobs (a ticket, taken), a change of state (generation gen0 passed),
+ * or a second. */
 static void wait_for_work(bg_worker *w, unsigned long long gen0) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 1;
     pthread_mutex_lock(&w->mu);
-    while (w->gen == gen0 && !bg__fiber_want_exit(w))
+    while (w->gen == gen0 && !w->tickets && !bg__fiber_want_exit(w))
         if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0)
             break;
+    if (w->gen == gen0 && w->tickets)
+        w->tickets--;
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -67,7 +67,7 @@ int bg__notify_wait(bg__notify *n, int wait_ms) {
             if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
                 r->element[0]->type == REDIS_REPLY_STRING &&
                 strcmp(r->element[0]->str, "message") == 0) {
-                got = 1;
+                got++;
                 const redisReply *keys = r->elements >= 3 ? r->element[2] : NULL;
                 for (size_t i = 0;
                      n->on_key && keys && keys->type == REDIS_REPLY_ARRAY && i < keys->elements;

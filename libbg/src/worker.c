@@ -215,7 +215,7 @@ static void check_policy(bg_worker *w, main_state *m) {
 
 /* A key Redis reported as changed: a pause or resume (fibers read NS:paused again), or a cancel
  * request (fibers look for its attempt). A ready list's change needs nothing here: every report
- * wakes the idle fibers. */
+ * wakes an idle fiber (main_poll). */
 static void saw_key(void *ud, const char *key, size_t len) {
     bg_worker *w = ud;
     const char *paused = w->key_prefix[BG__K_PAUSED], *cancel = w->key_prefix[BG__K_CANCEL];
@@ -267,11 +267,15 @@ static int main_connect(bg_worker *w, main_state *m) {
 }
 
 /* Waits up to wait_ms for news on the main connection; any change to a ready list (or a
- * flush) wakes the idle fibers. */
+ * flush) wakes idle fibers. */
 static void main_poll(bg_worker *w, main_state *m, int wait_ms) {
+    unsigned paused = atomic_load(&w->paused_gen);
     int got = bg__notify_wait(&m->n, wait_ms);
-    if (got > 0)
+    /* NS:paused changed: every fiber must read it again; else one fiber a report. */
+    if (got > 0 && atomic_load(&w->paused_gen) != paused)
         bg__fibers_wake(w);
+    else if (got > 0)
+        bg__fibers_wake_some(w, got);
     else if (got < 0 && m->n.hung && !m->down_logged) {
         /* docs/operations.md#logs: connection lost and restored are Info, and said once. */
         bg__log(&w->log, BG_LOG_INFO, BG__ROLE,

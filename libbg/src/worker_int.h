@@ -137,7 +137,8 @@ struct bg_worker {
     atomic_int quiet;
     pthread_mutex_t mu; /* guards gen and the wake-up condition */
     pthread_cond_t cv;
-    unsigned long long gen; /* bumped on every ready-list change Redis reports */
+    unsigned long long gen; /* bumped on every change of state the fibers must see */
+    int tickets;            /* ready-list reports not yet taken by an idle fiber */
     atomic_uint paused_gen; /* bumped when NS:paused may have changed: fibers read it again */
     bg__cancels cancels;    /* attempts bg-cli cancel asked to stop */
 
@@ -152,6 +153,8 @@ struct bg_worker {
 int bg__fiber_start(bg_worker *w, int index, bg__fiber **out);
 /* News for the fibers (ready lists changed, or one of w's flags did): wakes the idle ones. */
 void bg__fibers_wake(bg_worker *w);
+/* News of ready jobs: wakes one idle fiber per report (reports: how many came). */
+void bg__fibers_wake_some(bg_worker *w, int reports);
 /* 1 once fiber f's thread has ended: it touches f no more. Any thread. */
 int bg__fiber_exited(bg__fiber *f);
 /* 1 while f's runner runs a job (for the heartbeat's busy count). Any thread. */
