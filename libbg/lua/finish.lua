@@ -5,7 +5,9 @@
 -- ARGV[1] attempts prefix  ARGV[2] jobs prefix   ARGV[3] processing prefix
 -- ARGV[4] completed prefix ARGV[5] failed prefix ARGV[6] scheduled prefix
 -- ARGV[7] dead prefix      ARGV[8] ready prefix  ARGV[9] stats prefix  ARGV[10] jps prefix
--- ARGV[11..] records of 10 fields:
+-- ARGV[11] G, the number of groups of short records, then G groups: queue, count k, and k
+--   pairs of attempt and time; each a record 'ok' without a guard, the common one, in 2 strings
+--   rather than 10. The rest: records of 10 fields:
 --   attempt, queue, outcome, time (ms, "1.042"), err, msg, rand (0..9), guard wrk, guard rid,
 --   max interruptions
 -- outcome: 'ok' completed; 'fail' failed, retried while att <= rty, else dead;
@@ -28,7 +30,7 @@
 -- dead, as the claim buries one (or, for 'unclaim' and 'shutdown', back to ready for the
 -- claim to), its key untouched.
 --
--- Returns one element per record:
+-- Returns one element per record, the short ones first, in the order given:
 --   1               recorded
 --   0               skipped: no longer processing, or owned by another connection than the guard
 --   {0, key, what}  not an attempt: key, its attempt key, is what (e.g. 'a string, not a hash');
@@ -318,10 +320,32 @@ local function finish(aid, q, outcome, tm, err, msg, rnd, gw, gr, maxitr)
   return path(r)
 end
 
+-- The short records, in columns: attempt, queue, time. L0: the ARGV index of the first long
+-- record. A count that is not a whole number, or groups that pass the end, are refused whole.
+local sa, sq, st = {}, {}, {}
+local L0 = 12
+do
+  local groups = whole(ARGV[11] or '', 9)
+  if not groups then
+    return redis.error_reply('ERR finish.lua: the count of short groups is not a whole number')
+  end
+  for _ = 1, groups do
+    local q, k = ARGV[L0], whole(ARGV[L0 + 1] or '', 9)
+    if not q or not k or L0 + 1 + 2 * k > #ARGV then
+      return redis.error_reply('ERR finish.lua: a short group passes the end of its arguments')
+    end
+    for j = L0 + 2, L0 + 2 * k, 2 do
+      local n = #sa + 1
+      sa[n], sq[n], st[n] = ARGV[j], q, ARGV[j + 1]
+    end
+    L0 = L0 + 2 + 2 * k
+  end
+end
+
 -- Callers send 100 records at most; the bound keeps the completed set's ZADD below (two
 -- arguments a record, unpacked at once) far from Lua's stack limit, which would fail it after
 -- the records' other writes.
-if #ARGV > 10 + 10 * 1000 then
+if #sa + (#ARGV - L0 + 1) / 10 > 1000 then
   return redis.error_reply('ERR finish.lua takes at most 1000 records a call')
 end
 
@@ -332,12 +356,28 @@ end
 -- makes each SREM before its writes (a script at maxmemory may write once it has removed
 -- something). A record takes this path only when it is the first of the call to name its
 -- attempt; any other takes the path above, and sees the set as it would have record by record.
+-- A record's key in fast_at and first: -j for the short record j, the ARGV index of a long one.
 
-local fast_at = {} -- attempt -> the ARGV index of the record that takes the fast path for it
+local fast_at = {} -- attempt -> the record that takes the fast path for it
+
+-- A time as finish() takes it: a number of milliseconds, at most 31 characters.
+local function time_ok(tm)
+  return #tm <= 31 and string.find(tm, '^%d+%.?%d*$') ~= nil
+end
 
 local function fast_queues()
   local first, cand = {}, {}
-  for i = 11, #ARGV, 10 do
+  for j = 1, #sa do
+    local aid = sa[j]
+    if not first[aid] then
+      first[aid] = -j
+      if time_ok(st[j]) then
+        local l = list_in(cand, sq[j])
+        l[#l + 1] = aid
+      end
+    end
+  end
+  for i = L0, #ARGV, 10 do
     local aid = ARGV[i]
     if not first[aid] then
       first[aid] = i
@@ -392,7 +432,15 @@ local function fast_ok(aid, q, tm)
 end
 
 fast_queues()
-for i = 11, #ARGV, 10 do
+for j = 1, #sa do
+  local aid = sa[j]
+  if fast_at[aid] == -j then
+    out[#out + 1] = fast_ok(aid, sq[j], st[j])
+  else
+    out[#out + 1] = finish(aid, sq[j], 'ok', st[j], '', '', '0', '', '', '0')
+  end
+end
+for i = L0, #ARGV, 10 do
   local aid = ARGV[i]
   if fast_at[aid] == i then
     out[#out + 1] = fast_ok(aid, ARGV[i + 1], ARGV[i + 3])

@@ -243,8 +243,8 @@ int bg__notify_track(bg__conn *tracker, long long redirect_id, const char *const
 int bg__notify_subscribe(bg__notify *n);
 
 /* Waits up to wait_ms for reports, and pings now and then so a hung server is noticed.
- * Returns 1 when a key changed, 0 when nothing did, -1 when the connection was lost or Redis
- * stopped answering (the connection is closed then). */
+ * Returns the number of reports (> 0) when keys changed, 0 when nothing did, -1 when the
+ * connection was lost or Redis stopped answering (the connection is closed then). */
 int bg__notify_wait(bg__notify *n, int wait_ms);
 
 /* ---- clientlist.c: what bg reads out of CLIENT LIST and INFO server ---- */
@@ -332,8 +332,15 @@ const char *bg__outcome_name(bg__outcome_kind kind);
 /* Sets o's kind, err and msg (msg cut to BG__MSG_MAX bytes on a UTF-8 boundary; NULL is ""). */
 void bg__outcome_set(bg__outcome *o, bg__outcome_kind kind, const char *err, const char *msg);
 
-/* Starts finish.lua's arguments: the key prefixes of namespace ns, in the script's order. */
+/* Starts finish.lua's arguments: the key prefixes of namespace ns, in the script's order, and
+ * no short records; bg__finish_record() appends the records. */
 void bg__finish_args(bg__args *a, const char *ns);
+/* Whether o can go as a short record ('ok', no guard): 2 strings to finish.lua, not 10. */
+int bg__finish_is_short(const bg__outcome *o);
+/* finish.lua's whole arguments for o[0..n): the prefixes, the leading outcomes that can go
+ * short as short records, grouped by queue, and the rest as records of 10. The reply's order is
+ * o's: put the short ones first for the most to go short. */
+void bg__finish_batch(bg__args *a, const char *ns, const bg__outcome *o, int n);
 /* Appends o as one record. */
 void bg__finish_record(bg__args *a, const bg__outcome *o);
 

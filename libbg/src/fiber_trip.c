@@ -169,6 +169,24 @@ static void finished(bg__fiber *f, redisReply *r) {
     f->npending = keep;
 }
 
+/* Puts the pending outcomes that go as short records first, the others after, each in their
+ * order (the reply comes in the order sent; hand-backs keep theirs, which sets the order of
+ * their jobs in the ready list). */
+static void short_first(bg__fiber *f) {
+    bg__outcome rest[BG__PENDING_MAX];
+    int k = 0, nrest = 0;
+    for (int i = 0; i < f->npending; i++) {
+        if (bg__finish_is_short(&f->pending[i])) {
+            if (k != i)
+                f->pending[k] = f->pending[i];
+            k++;
+        } else {
+            rest[nrest++] = f->pending[i];
+        }
+    }
+    memcpy(&f->pending[k], rest, (size_t)nrest * sizeof rest[0]);
+}
+
 int bg__fiber_round_trip(bg__fiber *f, int claim) {
     bg__args fa, ca;
     int taken = 0, nfinish = f->npending, ok = 1;
@@ -181,9 +199,8 @@ int bg__fiber_round_trip(bg__fiber *f, int claim) {
     bg__args_init(&fa);
     bg__args_init(&ca);
     if (nfinish) {
-        bg__finish_args(&fa, f->w->ns);
-        for (int i = 0; i < nfinish; i++)
-            bg__finish_record(&fa, &f->pending[i]);
+        short_first(f);
+        bg__finish_batch(&fa, f->w->ns, f->pending, nfinish);
         bg__conn_append_eval(&f->conn, BG__LUA_FINISH, 0, &fa);
     }
     if (claim) {

@@ -5,7 +5,7 @@
 
 #include "bg_int.h"
 
-void bg__finish_args(bg__args *a, const char *ns) {
+static void prefixes(bg__args *a, const char *ns) {
     static const bg__key_kind kinds[] = {
         BG__K_ATTEMPTS,  BG__K_JOBS, BG__K_PROCESSING, BG__K_COMPLETED, BG__K_FAILED,
         BG__K_SCHEDULED, BG__K_DEAD, BG__K_READY,      BG__K_STATS,     BG__K_JPS};
@@ -14,6 +14,40 @@ void bg__finish_args(bg__args *a, const char *ns) {
         bg__key(prefix, sizeof prefix, ns, kinds[i], "");
         bg__args_str(a, prefix);
     }
+}
+
+void bg__finish_args(bg__args *a, const char *ns) {
+    prefixes(a, ns);
+    bg__args_ll(a, 0);
+}
+
+int bg__finish_is_short(const bg__outcome *o) {
+    return o->kind == BG__OUTCOME_OK && o->time[0] && !(o->guard_wrk && *o->guard_wrk) &&
+           !(o->guard_rid && *o->guard_rid);
+}
+
+void bg__finish_batch(bg__args *a, const char *ns, const bg__outcome *o, int n) {
+    int nshort = 0, groups = 0;
+    while (nshort < n && bg__finish_is_short(&o[nshort]))
+        nshort++;
+    for (int i = 0; i < nshort; i++)
+        groups += i == 0 || strcmp(o[i].queue, o[i - 1].queue) != 0;
+    prefixes(a, ns);
+    bg__args_ll(a, groups);
+    for (int i = 0; i < nshort;) {
+        int k = 1;
+        while (i + k < nshort && strcmp(o[i + k].queue, o[i].queue) == 0)
+            k++;
+        bg__args_str(a, o[i].queue);
+        bg__args_ll(a, k);
+        for (int j = i; j < i + k; j++) {
+            bg__args_str(a, o[j].attempt);
+            bg__args_str(a, o[j].time);
+        }
+        i += k;
+    }
+    for (int i = nshort; i < n; i++)
+        bg__finish_record(a, &o[i]);
 }
 
 /* The outcome names of finish.lua's ARGV, written once. */
