@@ -149,6 +149,26 @@ def test_namespaces_go_even_when_the_run_fails():
     assert not left & set(made), left
 
 
+def test_a_failure_while_making_them_undoes_it_and_falls_back(monkeypatch):
+    import hosts as H
+    real = H._ip
+
+    def fails_at_the_bridge(*args, **kw):
+        if args[:2] == ("link", "set") and "master" in args:
+            raise OSError("injected: the bridge refused its port")
+        return real(*args, **kw)
+    monkeypatch.setattr(H, "_ip", fails_at_the_bridge)
+    with Hosts(2) as hosts:
+        say_fallback(hosts)
+        assert hosts.mode == "loopback" and hosts.fallback_line().startswith("FALLBACK: ")
+        cannot = hosts._cannot()
+        assert (cannot or "injected: the bridge refused its port") in hosts.fallback
+        # Nothing of the half-made hosts is left: no namespace, no veth, no bridge.
+        assert not [n for n in _our_namespaces() if n.startswith(f"bgh-{os.getpid()}-")]
+        assert not [n for n in _our_links() if n.startswith(f"bgh{os.getpid()}")]
+        assert hosts.addrs == ["127.0.0.1"] * 2 and hosts.redis_host == "127.0.0.1"
+
+
 def test_leftovers_of_a_killed_run_are_removed():
     helper = os.path.join(TOP, "tests", "support", "hosts.py")
     p = subprocess.Popen([sys.executable, helper, "make", "2"], stdout=subprocess.PIPE,

@@ -182,6 +182,7 @@ class Hosts:
                 self.mode = "netns"
             except OSError as e:
                 self.cleanup()
+                Hosts._live = self
                 why = f"network namespaces could not be made: {e}"
         if why is not None:
             self.mode = "loopback"
