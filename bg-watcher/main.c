@@ -20,7 +20,8 @@ static void usage(FILE *out) {
             "usage: bg-watcher [-q QUEUE[,QUEUE...]]... [-r URL] [-n NS] [-i SECONDS]\n"
             "                  [--grace SECONDS] [--max-interruptions N]\n"
             "                  [--retain-completed DURATION] [--retain-failed DURATION]\n"
-            "                  [--retain-dead DURATION] [--metrics ADDR:PORT] [-v]\n"
+            "                  [--retain-dead DURATION] [--metrics ADDR:PORT]\n"
+            "                  [--liveness clientid|lease] [-v]\n"
             "                  [--log-format text|json] [--tls-ca-cert FILE]\n"
             "                  [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n"
             "                  [-V] [-h]\n"
@@ -34,6 +35,9 @@ static void usage(FILE *out) {
             "                               its attempts fail (default 2s)\n"
             "      --max-interruptions N    a job whose worker vanished this often is dead\n"
             "                               (default 3)\n"
+            "      --liveness L             how a vanished worker is told: clientid (default;\n"
+            "                               its connection left CLIENT LIST) or lease (its\n"
+            "                               lease key expired; no CLIENT command)\n"
             "      --retain-completed D     keep completed attempts and jobs (default 1h)\n"
             "      --retain-failed D        keep failed attempts (default 7d)\n"
             "      --retain-dead D          keep dead jobs (default 180d)\n"
@@ -83,6 +87,7 @@ static void parse(int argc, char **argv, bg_watcher_options *o, bgc_daemon *d, b
         {"retain-failed", required_argument, NULL, OPT_RF},
         {"retain-dead", required_argument, NULL, OPT_RD},
         {"metrics", required_argument, NULL, OPT_METRICS},
+        {"liveness", required_argument, NULL, BGC_OPT_LIVENESS},
         BGC_DAEMON_LONGOPTS,
         {NULL, 0, NULL, 0}};
     long long n;
@@ -103,6 +108,10 @@ static void parse(int argc, char **argv, bg_watcher_options *o, bgc_daemon *d, b
             if (bgc_parse_int(optarg, 1, 1000000, &n) != 0)
                 bad_usage("invalid --max-interruptions '%s': a whole number from 1", optarg);
             o->max_interruptions = (int)n;
+            break;
+        case BGC_OPT_LIVENESS:
+            if (bgc_parse_liveness(optarg, &o->liveness) != 0)
+                bad_usage("invalid --liveness '%s': clientid or lease", optarg);
             break;
         case OPT_RC:
             o->retain_completed_ms = duration("--retain-completed", optarg);

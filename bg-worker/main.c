@@ -15,7 +15,8 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: bg-worker [-q QUEUE[,QUEUE...]]... [-c N] [-r URL] [-n NS]\n"
             "                 [-e CLASS=COMMAND]... [-p FILE.so]... [--retries N]\n"
-            "                 [--job-timeout SECONDS] [--shutdown-timeout SECONDS] [-v]\n"
+            "                 [--job-timeout SECONDS] [--shutdown-timeout SECONDS]\n"
+            "                 [--liveness clientid|lease] [--lease DURATION] [-v]\n"
             "                 [--log-format text|json] [--tls-ca-cert FILE]\n"
             "                 [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] [-V] [-h]\n"
             "\n"
@@ -30,6 +31,11 @@ static void usage(FILE *out) {
             "      --retries N           retries for jobs that set none (default 25)\n"
             "      --job-timeout D       end a job after D (default: never)\n"
             "      --shutdown-timeout D  on TERM, wait D for running jobs (default 25s)\n"
+            "      --liveness L          how watchers tell this worker is alive: clientid\n"
+            "                            (default; CLIENT LIST) or lease (a lease key kept\n"
+            "                            fresh; no CLIENT command)\n"
+            "      --lease D             with --liveness lease: the lease TTL, refreshed\n"
+            "                            every third of it (default 5s; 100ms to 1h)\n"
             "  -v, --verbose             log every attempt\n"
             "      --log-format F        text (default) or json\n"
             "      --tls-ca-cert FILE    for rediss://: the CAs to trust (default\n"
@@ -86,10 +92,13 @@ static void parse(int argc, char **argv, bg_worker_options *o, bgc_daemon *d, ex
         {"retries", required_argument, NULL, OPT_RETRIES},
         {"job-timeout", required_argument, NULL, OPT_JOB_TIMEOUT},
         {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT},
+        {"liveness", required_argument, NULL, BGC_OPT_LIVENESS},
+        {"lease", required_argument, NULL, BGC_OPT_LEASE},
         BGC_DAEMON_LONGOPTS,
         {NULL, 0, NULL, 0}};
     long long n;
     double ms;
+    int lease_given = 0;
     int ch;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":c:e:p:" BGC_DAEMON_SHORTOPTS, longopts, NULL)) != -1) {
@@ -121,10 +130,24 @@ static void parse(int argc, char **argv, bg_worker_options *o, bgc_daemon *d, ex
             else
                 o->shutdown_timeout_ms = ms;
             break;
+        case BGC_OPT_LIVENESS:
+            if (bgc_parse_liveness(optarg, &o->liveness) != 0)
+                bad_usage("invalid --liveness '%s': clientid or lease", optarg);
+            break;
+        case BGC_OPT_LEASE:
+            if (bgc_parse_duration_ms(optarg, &ms) != 0)
+                bad_usage("invalid --lease '%s': e.g. 5, 1.5s, 500ms", optarg);
+            if (ms < BG_LEASE_MIN_MS || ms > BG_LEASE_MAX_MS)
+                bad_usage("invalid --lease '%s': from 100ms to 1h", optarg);
+            o->lease_ms = ms;
+            lease_given = 1;
+            break;
         default:
             bgc_daemon_option(d, ch, optarg, argv);
         }
     }
+    if (lease_given && o->liveness != BG_LIVENESS_LEASE)
+        bad_usage("--lease needs --liveness lease");
     bgc_daemon_check(d, argc, argv);
 }
 

@@ -24,6 +24,11 @@ int bgc_parse_time_ms(const char *s, int64_t *ms);
 
 /* Parses a whole decimal number in [min, max] (strtoll with end and range checks). 0 or -1. */
 int bgc_parse_int(const char *s, long long min, long long max, long long *out);
+/* --liveness and --lease, of bg-worker and bg-watcher (docs/operations.md#liveness). */
+#define BGC_OPT_LIVENESS 242
+#define BGC_OPT_LEASE 243
+/* Parses "clientid" or "lease" into *out. 0, or -1 for anything else. */
+int bgc_parse_liveness(const char *s, bg_liveness *out);
 
 /* Splits a comma-separated list of queue names and appends each to *list (a growable array of
  * *n copies). Returns 0, or -1 when a name is invalid (docs/schema.md#formats), writing the bad

@@ -150,6 +150,16 @@ int bgc_parse_time_ms(const char *s, int64_t *ms) {
     return 0;
 }
 
+int bgc_parse_liveness(const char *s, bg_liveness *out) {
+    if (s && strcmp(s, "clientid") == 0)
+        *out = BG_LIVENESS_CLIENTID;
+    else if (s && strcmp(s, "lease") == 0)
+        *out = BG_LIVENESS_LEASE;
+    else
+        return -1;
+    return 0;
+}
+
 int bgc_parse_int(const char *s, long long min, long long max, long long *out) {
     char *end;
     /* strtoll would skip blanks and take a '+': a number on a command line has neither. */

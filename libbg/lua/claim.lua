@@ -11,8 +11,12 @@
 -- ARGV[12] default rty      ARGV[13] largest arg in bytes a worker takes
 -- ARGV[14] byte budget: no job joins a batch whose args would pass it (the first always does)
 -- ARGV[15] number of queues Q
--- ARGV[16 .. 15+Q] queues, highest priority first; the rest: fresh attempt UUIDs, one per job
--- that may be claimed (their count is N).
+-- ARGV[16 .. 15+Q] queues, highest priority first
+-- ARGV[16+Q] lease key, ARGV[17+Q] lease ID (lse), ARGV[18+Q] lease TTL in ms: with
+-- --liveness lease, each attempt gets lse and the lease is set when a job is claimed; all ""
+-- and 0 otherwise (docs/operations.md#liveness)
+-- the rest, from ARGV[19+Q]: fresh attempt UUIDs, one per job that may be claimed (their count
+-- is N).
 -- Returns a list of entries: first the findings ('badkey', 'drop') in the order met, then one
 -- entry per job claimed, in the order claimed:
 --   {'ok', attempt, job, queue, cls, arg, att, rty}   claimed: run it
@@ -27,7 +31,11 @@ local CP, FP, DP, SP, STP = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local wrk, rid, defrty = ARGV[10], ARGV[11], ARGV[12]
 local maxarg, budget = tonumber(ARGV[13]), tonumber(ARGV[14])
 local nq = tonumber(ARGV[15])
-local first = 16 + nq
+local LK, lse, lttl = ARGV[16 + nq], ARGV[17 + nq], ARGV[18 + nq]
+local first = 19 + nq
+if lse ~= '' and not whole(lttl, 9) then
+  return redis.error_reply('ERR claim.lua: the lease TTL is not a whole number of ms')
+end
 -- The caller asks for a batch (32 at most); a bound here too keeps the SADD's unpack below
 -- far from Lua's stack limit, which would fail it after the first write.
 local want = math.min(#ARGV - first + 1, 256)
@@ -225,6 +233,9 @@ local started = {} -- attempt UUIDs per queue, added to the processing sets in o
 for i = 1, n do
   local aid, id, q, h, why = ARGV[first + i - 1], tid[i], tq[i], th[i], twhy[i]
   attempt(AP .. aid, id, q, h and h[6])
+  if lse ~= '' then
+    redis.call('HSET', AP .. aid, 'lse', lse)
+  end
   local s = list_in(started, q)
   s[#s + 1] = aid
   if why then
@@ -242,5 +253,8 @@ for i = 1, n do
 end
 for q, s in pairs(started) do
   redis.call('SADD', PP .. q, unpack(s))
+end
+if lse ~= '' and n > 0 then
+  redis.call('SET', LK, '1', 'PX', lttl) -- the attempts' lease lives from their first instant
 end
 return out

@@ -27,6 +27,10 @@ typedef struct {
     char *pass;   /* password, decoded; NULL when absent */
     int tls;      /* a rediss:// URL */
     bg__tls *ctx; /* its TLS setup (tls.c), made by bg__url_parse_tls(); owned */
+    /* Connections name and identify themselves with HELLO 2, never a CLIENT command: set by a
+     * worker or watcher judging liveness by leases (docs/operations.md#liveness), for servers
+     * that forbid CLIENT. */
+    int hello;
 } bg__url;
 
 /* Parses s into u (zeroed first). On failure returns BG_EURL (or BG_ENOMEM) with a message
@@ -89,6 +93,7 @@ typedef enum {
     BG__K_CANCEL,     /* NS:cancel:<attempt>: a request to stop a running attempt */
     BG__K_WORKER,     /* NS:worker:<client ID of a worker's main connection>, its heartbeat */
     BG__K_WORKERS,    /* NS:workers (no suffix): the IDs of the heartbeat hashes */
+    BG__K_LEASE,      /* NS:lease:<lease ID>: a fiber's lease, alive while its TTL runs */
     BG__K_COUNT
 } bg__key_kind;
 
@@ -166,13 +171,16 @@ typedef struct {
 } bg__conn;
 
 /* Opens a connection to u: connect and socket timeouts of timeout_ms, keepalive, FD_CLOEXEC,
- * AUTH, SELECT, CLIENT SETNAME name (when not NULL), CLIENT ID, run_id and SCRIPT LOAD of every
- * script, in one pipeline. url_masked names the server in messages. Returns BG_OK or an error
- * with a message in c->err (the connection is closed then). */
+ * AUTH, SELECT, CLIENT SETNAME name (when not NULL), CLIENT ID (HELLO 2 [SETNAME name] for both
+ * when u->hello), run_id and SCRIPT LOAD of every script, in one pipeline. url_masked names the
+ * server in messages. Returns BG_OK or an error with a message in c->err (the connection is closed
+ * then). */
 int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const char *name,
                   int timeout_ms);
 void bg__conn_close(bg__conn *c);
 int bg__conn_ok(const bg__conn *c);
+/* The client ID a HELLO reply gives, or -1 when it gives none. */
+long long bg__hello_id(const redisReply *r);
 /* Sets the socket's read and write timeout of an open connection. */
 void bg__conn_set_timeout(bg__conn *c, int timeout_ms);
 

@@ -40,6 +40,17 @@ void bg__conn_close(bg__conn *c) {
     c->nahead = c->inflight = 0;
 }
 
+long long bg__hello_id(const redisReply *r) {
+    /* RESP2 gives HELLO's map as a flat array of names and values. */
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && k->len == 2 && memcmp(k->str, "id", 2) == 0 &&
+            v->type == REDIS_REPLY_INTEGER)
+            return v->integer;
+    }
+    return -1;
+}
+
 int bg__conn_ok(const bg__conn *c) {
     return c->rc != NULL;
 }
@@ -146,7 +157,7 @@ static int dial(bg__conn *c, const bg__url *u, const char *url_masked, int timeo
 
 /* Where each command of the handshake sits in its pipeline; -1 for one not sent. */
 typedef struct {
-    int auth, select, name, id, info, script, n;
+    int auth, select, name, id, hello, info, script, n;
 } handshake;
 
 /* Appends the command in a as the handshake's next one, its place going to *idx; a is reset
@@ -165,7 +176,7 @@ static int append_step(bg__conn *c, bg__args *a, handshake *h, int *idx) {
 static int append_handshake(bg__conn *c, const bg__url *u, const char *name, handshake *h) {
     bg__args a;
     int rc = BG_OK;
-    *h = (handshake){-1, -1, -1, -1, -1, -1, 0};
+    *h = (handshake){-1, -1, -1, -1, -1, -1, -1, 0};
     bg__args_init(&a);
     if (u->pass) {
         bg__args_str(&a, "AUTH");
@@ -179,12 +190,19 @@ static int append_handshake(bg__conn *c, const bg__url *u, const char *name, han
         bg__args_ll(&a, u->db);
         rc = append_step(c, &a, h, &h->select);
     }
-    if (rc == BG_OK && name) {
+    if (rc == BG_OK && u->hello) {
+        /* Where CLIENT is forbidden (docs/operations.md#liveness): HELLO names the connection
+         * and its reply gives the client ID, with no CLIENT command. */
+        const char *argv[] = {"HELLO", "2", "SETNAME", name};
+        bg__args_strs(&a, name ? 4 : 2, argv);
+        rc = append_step(c, &a, h, &h->hello);
+    }
+    if (rc == BG_OK && name && !u->hello) {
         const char *argv[] = {"CLIENT", "SETNAME", name};
         bg__args_strs(&a, 3, argv);
         rc = append_step(c, &a, h, &h->name);
     }
-    if (rc == BG_OK) {
+    if (rc == BG_OK && !u->hello) {
         const char *argv[] = {"CLIENT", "ID"};
         bg__args_strs(&a, 2, argv);
         rc = append_step(c, &a, h, &h->id);
@@ -226,12 +244,15 @@ static int take_reply(bg__conn *c, const handshake *h, int i, const redisReply *
         if (i == h->info)
             return BG_OK;
         return bg__reply_error(c, r, c->err, sizeof c->err, "%s refused %s", url_masked,
-                               i == h->name ? "CLIENT SETNAME"
-                               : i == h->id ? "CLIENT ID"
-                                            : "SCRIPT LOAD");
+                               i == h->name    ? "CLIENT SETNAME"
+                               : i == h->id    ? "CLIENT ID"
+                               : i == h->hello ? "HELLO"
+                                               : "SCRIPT LOAD");
     }
     if (i == h->id && r->type == REDIS_REPLY_INTEGER)
         c->id = r->integer;
+    else if (i == h->hello)
+        c->id = bg__hello_id(r);
     else if (i == h->info && r->type == REDIS_REPLY_STRING)
         bg__parse_run_id(r->str, c->run_id, sizeof c->run_id);
     else if (i >= h->script && r->type == REDIS_REPLY_STRING)

@@ -79,6 +79,7 @@ static void tend_conn(bg__fiber *f, double running_ms) {
     }
     f->redial_wait_ms = BG__REDIAL_MS;
     bg__fiber_rename(f);
+    bg__fiber_lease_tend(f);
     bg__fiber_tend_batch(f, running_ms);
 }
 
@@ -334,6 +335,7 @@ int bg__fiber_start(bg_worker *w, int index, bg__fiber **out) {
     f->index = index;
     f->conn.id = -1;
     f->prefetch = 1;
+    bg__fiber_lease_init(f);
     f->seed = (unsigned)(getpid() ^ (index * 7919) ^ (unsigned)bg__wall_ms());
     if (!(f->skip = calloc(w->nqueues, 1))) {
         free(f);

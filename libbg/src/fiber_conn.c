@@ -133,6 +133,7 @@ static void reown(bg__fiber *f) {
     bg__args_str(&a, f->w->key_prefix[BG__K_PROCESSING]);
     bg__args_ll(&a, f->conn.id);
     bg__args_str(&a, rid);
+    bg__fiber_lease_args(f, &a);
     for (int i = 0; i < f->npending; i++, n++) {
         bg__args_str(&a, f->pending[i].attempt);
         bg__args_str(&a, f->pending[i].queue);
@@ -148,6 +149,7 @@ static void reown(bg__fiber *f) {
     redisReply *r = bg__conn_eval(&f->conn, BG__LUA_REOWN, 0, &a);
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)n) {
         int k = 0, keep = 0;
+        f->lease_at_ms = bg__mono_ms();
         const char *key, *what;
         /* 2: its processing set holds another type, nothing was touched: the attempt is still
          * the fiber's (no watcher can read it there either), so it is kept as it is. */
@@ -215,8 +217,10 @@ void bg__fiber_rename(bg__fiber *f) {
     if (main_id <= 0 || main_id == f->named_for || !bg__conn_ok(&f->conn))
         return;
     fiber_name(f, main_id, name, sizeof name);
-    const char *argv[] = {"CLIENT", "SETNAME", name};
-    redisReply *r = bg__conn_cmd(&f->conn, 3, argv, NULL);
+    /* HELLO where the worker may send no CLIENT command (docs/operations.md#liveness). */
+    const char *argv[] = {"CLIENT", "SETNAME", name}, *hello[] = {"HELLO", "2", "SETNAME", name};
+    redisReply *r = f->w->url.hello ? bg__conn_cmd(&f->conn, 4, hello, NULL)
+                                    : bg__conn_cmd(&f->conn, 3, argv, NULL);
     if (r && r->type != REDIS_REPLY_ERROR)
         f->named_for = main_id;
     if (r)

@@ -96,6 +96,9 @@ struct bg__fiber {
     unsigned cancel_seen;  /* w->cancels.gen when the running job was last looked for */
     double redial_at_ms;   /* while a job runs: when to try to reconnect next */
     double redial_wait_ms; /* ...and the wait after that, doubling */
+    bg_uuid lease;         /* with --liveness lease: the fiber's lease ID (lse); else "" */
+    char lease_key[160];   /* NS:lease:<lease>, or "" */
+    double lease_at_ms;    /* when the fiber last refreshed it itself */
 };
 
 static inline int bg__fiber_want_exit(const bg_worker *w) {
@@ -142,6 +145,16 @@ void bg__fiber_unclaim_from(bg__fiber *f, int first);
  * ran before it, and when the worker quiets or stops, hands the jobs behind it back at once. */
 void bg__fiber_tend_batch(bg__fiber *f, double running_ms);
 void bg__fiber_free_claimed(bg__claimed *c);
+
+/* ---- fiber_lease.c ---- */
+
+/* Gives f a fresh lease ID and key when the worker judges liveness by leases. */
+void bg__fiber_lease_init(bg__fiber *f);
+/* Appends the lease key, the lease ID and its TTL in ms ("", "" and 0 without leases), the
+ * three arguments claim.lua and reown.lua take for it. */
+void bg__fiber_lease_args(const bg__fiber *f, bg__args *a);
+/* Refreshes f's lease when a third of its TTL passed since the fiber last did. */
+void bg__fiber_lease_tend(bg__fiber *f);
 
 /* ---- fiber_runner.c ---- */
 

@@ -33,6 +33,7 @@ static void claim_args(bg__fiber *f, bg__args *a, int n) {
     for (size_t i = 0; i < w->nqueues; i++)
         if (!f->skip[i])
             bg__args_str(a, w->queues[i]);
+    bg__fiber_lease_args(f, a); /* the lease's three, between the queues and the UUIDs */
     bg__uuid_fill(f->limbo, (size_t)n);
     for (int i = 0; i < n; i++)
         bg__args_str(a, f->limbo[i]);

@@ -22,6 +22,7 @@ static const char *const kind_names[BG__K_COUNT] = {
     [BG__K_CANCEL] = "cancel",
     [BG__K_WORKER] = "worker",
     [BG__K_WORKERS] = "workers",
+    [BG__K_LEASE] = "lease",
 };
 
 /* The kinds that name one key of the namespace, with no suffix. */

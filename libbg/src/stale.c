@@ -17,6 +17,10 @@ typedef struct {
      * could never be failed and would stay processing forever. */
     char *wrk, *rid;
     size_t wrk_len, rid_len;
+    char lse[BG_UUID_LEN + 1]; /* its lease ID, "" when it names none (or a malformed one) */
+    int has_lse;               /* it holds an lse field, well-formed or not */
+    int ask_lease;             /* with leases: judged by whether its lease exists, read next */
+    const char *unjudged;      /* why this watcher's liveness test cannot judge it, or NULL */
     int gone;
     int junk; /* its attempt key is not a hash: it can only be dropped from processing */
     /* Its entry among the suspects of the last pass, whose owners were read in this pass's
@@ -33,14 +37,26 @@ static int cmp_attempt(const void *key, const void *elem) {
     return strcmp(key, ((const struct bg__stale *)elem)->attempt);
 }
 
-/* Reads, in one MULTI, the client list, the server's run_id and every processing set. Returns
- * the EXEC reply (client list, INFO, then one set per queue) or NULL. */
+/* The replies of a snapshot before its processing sets: the client list (not with leases) and
+ * INFO; and how many it holds for each suspect: its owner, and with leases its lease's EXISTS. */
+static size_t head(const bg_watcher *w) {
+    return w->lease ? 1 : 2;
+}
+
+static size_t per_suspect(const bg_watcher *w) {
+    return w->lease ? 2 : 1;
+}
+
+/* Reads, in one MULTI, the client list (not with leases), the server's run_id and every
+ * processing set. Returns the EXEC reply (client list, INFO, then one set per queue, then the
+ * suspects' owners) or NULL. */
 static redisReply *snapshot(bg_watcher *w, int *acl) {
     char key[256];
     const char *multi[] = {"MULTI"}, *list[] = {"CLIENT", "LIST"}, *info[] = {"INFO", "server"},
                *exec[] = {"EXEC"};
     bg__conn_append(&w->conn, 1, multi, NULL);
-    bg__conn_append(&w->conn, 2, list, NULL);
+    if (!w->lease)
+        bg__conn_append(&w->conn, 2, list, NULL);
     bg__conn_append(&w->conn, 2, info, NULL);
     for (size_t i = 0; i < w->nqueues; i++) {
         bg__key(key, sizeof key, w->ns, BG__K_PROCESSING, w->queues[i]);
@@ -52,12 +68,19 @@ static redisReply *snapshot(bg_watcher *w, int *acl) {
      * attempt meanwhile under a new ID missing from this client list. */
     for (size_t i = 0; i < w->nstale; i++) {
         bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, w->stale[i].attempt);
-        const char *argv[] = {"HMGET", key, "wrk", "rid"};
-        bg__conn_append(&w->conn, 4, argv, NULL);
+        const char *argv[] = {"HMGET", key, "wrk", "rid", "lse"};
+        bg__conn_append(&w->conn, 5, argv, NULL);
+        if (w->lease) {
+            /* The lease found expired, looked at again at this instant. */
+            bg__key(key, sizeof key, w->ns, BG__K_LEASE, w->stale[i].lse);
+            const char *ex[] = {"EXISTS", key};
+            bg__conn_append(&w->conn, 2, ex, NULL);
+        }
     }
     bg__conn_append(&w->conn, 1, exec, NULL);
     redisReply *r = NULL;
-    for (size_t i = 0; i < w->nqueues + w->nstale + 4; i++) {
+    size_t inner = head(w) + w->nqueues + w->nstale * per_suspect(w);
+    for (size_t i = 0; i < inner + 2; i++) {
         if (r)
             freeReplyObject(r);
         if ((r = bg__conn_reply(&w->conn)) == NULL)
@@ -68,7 +91,7 @@ static redisReply *snapshot(bg_watcher *w, int *acl) {
             *acl = 1;
         }
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != w->nqueues + w->nstale + 2) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != inner) {
         freeReplyObject(r);
         return NULL;
     }
@@ -106,15 +129,42 @@ static char *copy_field(const redisReply *e, size_t *len, int *oom) {
     return c;
 }
 
-/* Whether wrk (len bytes) is the ID of a live fiber exactly as bg writes one: "007", "7\0x" or
- * "+7" name no connection, whatever a number parser would make of them. */
-static int owned_by_fiber(const char *wrk, size_t len, const bg__census *live) {
+/* Whether wrk (len bytes) is a client ID exactly as bg writes one: "007", "7\0x" or "+7" name
+ * no connection, whatever a number parser would make of them. Sets *id. */
+static int canonical_id_of(const char *wrk, size_t len, long long *id) {
     char canon[32];
-    long long id;
-    if (!wrk || bg__parse_ll(wrk, len, &id) != 0)
+    if (!wrk || bg__parse_ll(wrk, len, id) != 0)
         return 0;
-    bg__fmt(canon, sizeof canon, "%lld", id);
-    return strlen(canon) == len && memcmp(canon, wrk, len) == 0 && bg__census_has_fiber(live, id);
+    bg__fmt(canon, sizeof canon, "%lld", *id);
+    return strlen(canon) == len && memcmp(canon, wrk, len) == 0;
+}
+
+static int canonical_id(const char *wrk, size_t len) {
+    long long id;
+    return canonical_id_of(wrk, len, &id);
+}
+
+/* Whether wrk (len bytes) is the ID of a live fiber, written as bg writes one. */
+static int owned_by_fiber(const char *wrk, size_t len, const bg__census *live) {
+    long long id;
+    return canonical_id_of(wrk, len, &id) && bg__census_has_fiber(live, id);
+}
+
+/* With leases (docs/operations.md#liveness): an attempt that names a well-formed lease is judged
+ * by whether that lease still exists, read next; one without, or with a malformed one, cannot be
+ * judged here (a worker judged by client ID, a foreign tool): it is reported, never failed. */
+static void judge_by_lease(seen *s) {
+    if (s->lse[0])
+        s->ask_lease = 1;
+    else
+        s->unjudged = s->has_lse ? "its lse is not a lease ID" : "it has no lease (lse)";
+}
+
+/* The verdict on s from ex, the reply to EXISTS of its lease: gone when the lease is. Anything
+ * but a number judges nothing. */
+static void take_lease(seen *s, const redisReply *ex) {
+    s->ask_lease = 0;
+    s->gone = ex && ex->type == REDIS_REPLY_INTEGER && ex->integer == 0;
 }
 
 /* Sets s->wrk, s->rid and s->gone from h, the reply to HMGET wrk rid of its attempt. An owner
@@ -131,7 +181,7 @@ static void judge(bg_watcher *w, seen *s, const redisReply *h, const bg__census 
         s->gone = s->junk = 1;
         return;
     }
-    if (h->type != REDIS_REPLY_ARRAY || h->elements != 2) {
+    if (h->type != REDIS_REPLY_ARRAY || h->elements != 3) {
         if (!(*unread)++ && !w->unread_logged)
             bg__log(&w->log, BG_LOG_WARN, ROLE, "cannot read attempt %s: %s", s->attempt,
                     h->type == REDIS_REPLY_ERROR ? h->str : "unexpected reply");
@@ -141,6 +191,19 @@ static void judge(bg_watcher *w, seen *s, const redisReply *h, const bg__census 
     s->rid = copy_field(h->element[1], &s->rid_len, &oom);
     if (oom) {
         (*unread)++;
+        return;
+    }
+    const redisReply *lse = h->element[2];
+    s->has_lse = lse->type == REDIS_REPLY_STRING;
+    if (s->has_lse && lse->len == BG_UUID_LEN && bg_uuid_valid(lse->str))
+        bg__fmt(s->lse, sizeof s->lse, "%s", lse->str);
+    if (w->lease) {
+        judge_by_lease(s);
+        return;
+    }
+    if (s->has_lse && !canonical_id(s->wrk, s->wrk_len)) {
+        /* A lease and no client ID: only a watcher judging by leases can tell. */
+        s->unjudged = "it has a lease (lse) and no client ID (wrk)";
         return;
     }
     s->gone = !owned_by_fiber(s->wrk, s->wrk_len, live);
@@ -165,11 +228,12 @@ static int send_vanish(bg_watcher *w, bg__args *a, const seen *which, size_t n,
         unsigned long more = 0;
         bg__finish_code code = bg__finish_result(r->element[i], &key, &what);
         if (code == BG__FINISH_RECORDED) {
-            bg__log(&w->log, BG_LOG_INFO, ROLE,
-                    "[%s] Worker Timeout: the worker's connection is gone (queue %s)",
-                    which[i].attempt, which[i].queue);
+            bg__log(&w->log, BG_LOG_INFO, ROLE, "[%s] Worker Timeout: the worker's %s (queue %s)",
+                    which[i].attempt, w->lease ? "lease expired" : "connection is gone",
+                    which[i].queue);
         } else if (code == BG__FINISH_REFUSED) {
             bg__fmt(next[*nnext].attempt, sizeof next[*nnext].attempt, "%s", which[i].attempt);
+            bg__fmt(next[*nnext].lse, sizeof next[*nnext].lse, "%s", which[i].lse);
             next[(*nnext)++].since_ms = which[i].suspect->since_ms;
             if (bg__ratelimit_allow(&w->rl, key, strlen(key), &more))
                 bg__log(&w->log, BG_LOG_WARN, ROLE,
@@ -206,7 +270,7 @@ typedef struct {
 static void collect(bg_watcher *w, const redisReply *snap, seen_list *l) {
     char key[256];
     for (size_t q = 0; q < w->nqueues; q++) {
-        const redisReply *set = snap->element[q + 2];
+        const redisReply *set = snap->element[q + head(w)];
         for (size_t i = 0; set->type == REDIS_REPLY_ARRAY && i < set->elements; i++) {
             const redisReply *m = set->element[i];
             if (m->type != REDIS_REPLY_STRING || m->len != BG_UUID_LEN || !bg_uuid_valid(m->str)) {
@@ -236,6 +300,50 @@ static void collect(bg_watcher *w, const redisReply *snap, seen_list *l) {
     }
 }
 
+/* With leases: reads, in one pipeline, whether the lease of each attempt first seen now exists
+ * (a suspect's came with the snapshot). Returns BG_OK, or BG_EIO with l->n cut to the attempts
+ * judged. */
+static int read_leases(bg_watcher *w, seen_list *l) {
+    char key[256];
+    for (size_t i = 0; i < l->n; i++) {
+        if (!l->all[i].ask_lease)
+            continue;
+        bg__key(key, sizeof key, w->ns, BG__K_LEASE, l->all[i].lse);
+        const char *argv[] = {"EXISTS", key};
+        bg__conn_append(&w->conn, 2, argv, NULL);
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        if (!l->all[i].ask_lease)
+            continue;
+        redisReply *ex = bg__conn_reply(&w->conn);
+        if (!ex) {
+            l->n = i;
+            return BG_EIO;
+        }
+        take_lease(&l->all[i], ex);
+        freeReplyObject(ex);
+    }
+    return BG_OK;
+}
+
+/* Says, once a minute at most, that attempts this watcher's liveness test cannot judge are left
+ * processing, naming the first and why, and what judges them (docs/operations.md#liveness). */
+static void report_unjudged(bg_watcher *w, const seen_list *l) {
+    size_t n = 0;
+    const seen *first = NULL;
+    unsigned long more = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->all[i].unjudged && !n++)
+            first = &l->all[i];
+    if (!n || !bg__ratelimit_allow(&w->rl, "unjudged", 8, &more))
+        return;
+    bg__log(&w->log, BG_LOG_WARN, ROLE,
+            "%zu running attempt%s cannot be judged by liveness %s, e.g. [%s] (queue %s): %s; "
+            "left processing, never failed: a watcher with --liveness %s judges them",
+            n, n == 1 ? "" : "s", w->lease ? "lease" : "clientid", first->attempt, first->queue,
+            first->unjudged, w->lease ? "clientid" : "lease");
+}
+
 /* Judges every attempt's owner: a suspect's from the snapshot, the others' read now in one
  * pipeline, drained before any script runs. Returns BG_OK, or BG_EIO with l->n cut to the
  * attempts judged. */
@@ -248,13 +356,21 @@ static int judge_all(bg_watcher *w, const redisReply *snap, seen_list *l, const 
         if (l->all[i].suspect)
             continue;
         bg__key(key, sizeof key, w->ns, BG__K_ATTEMPTS, l->all[i].attempt);
-        const char *argv[] = {"HMGET", key, "wrk", "rid"};
-        bg__conn_append(&w->conn, 4, argv, NULL);
+        const char *argv[] = {"HMGET", key, "wrk", "rid", "lse"};
+        bg__conn_append(&w->conn, 5, argv, NULL);
     }
     for (size_t i = 0; i < l->n; i++) {
         if (l->all[i].suspect) {
-            size_t j = (size_t)(l->all[i].suspect - w->stale);
-            judge(w, &l->all[i], snap->element[w->nqueues + 2 + j], live, run_id, &unread);
+            size_t j = (size_t)(l->all[i].suspect - w->stale) * per_suspect(w);
+            redisReply *const *e = snap->element + head(w) + w->nqueues + j;
+            judge(w, &l->all[i], e[0], live, run_id, &unread);
+            /* Its lease as read in the MULTI, if the attempt still names the one suspected. */
+            if (l->all[i].ask_lease) {
+                if (strcmp(l->all[i].lse, l->all[i].suspect->lse) == 0)
+                    take_lease(&l->all[i], e[1]);
+                else
+                    l->all[i].ask_lease = 0;
+            }
             continue;
         }
         redisReply *h = bg__conn_reply(&w->conn);
@@ -266,7 +382,10 @@ static int judge_all(bg_watcher *w, const redisReply *snap, seen_list *l, const 
         judge(w, &l->all[i], h, live, run_id, &unread);
         freeReplyObject(h);
     }
+    if (rc == BG_OK && w->lease)
+        rc = read_leases(w, l);
     w->unread_logged = unread > 0;
+    report_unjudged(w, l);
     return rc;
 }
 
@@ -274,6 +393,7 @@ static int judge_all(bg_watcher *w, const redisReply *snap, seen_list *l, const 
 static void suspect(bg_watcher *w, const seen *s, double since, struct bg__stale *next,
                     size_t *nnext) {
     bg__fmt(next[*nnext].attempt, sizeof next[*nnext].attempt, "%s", s->attempt);
+    bg__fmt(next[*nnext].lse, sizeof next[*nnext].lse, "%s", s->lse);
     next[(*nnext)++].since_ms = since;
     if (!w->stale_due_ms || since + w->grace_ms < w->stale_due_ms)
         w->stale_due_ms = since + w->grace_ms;
@@ -335,6 +455,10 @@ static int fail_vanished(bg_watcher *w, const seen_list *l, struct bg__stale *ne
 /* Reads the client list of the snapshot into live. Without the whole list every attempt would
  * look gone: an error judges none this time. */
 static int read_live(bg_watcher *w, const redisReply *snap, bg__census *live) {
+    if (w->lease) {
+        memset(live, 0, sizeof *live); /* no client list: leases judge */
+        return BG_OK;
+    }
     const redisReply *list = snap->element[0];
     int rc = list->type == REDIS_REPLY_STRING ? bg__client_census(list->str, list->len, w->ns, live)
                                               : BG_EPROTO;
@@ -355,8 +479,8 @@ int bg__watcher_stale_pass(bg_watcher *w) {
         freeReplyObject(snap);
         return rc;
     }
-    bg__parse_run_id(snap->element[1]->type == REDIS_REPLY_STRING ? snap->element[1]->str : NULL,
-                     run_id, sizeof run_id);
+    const redisReply *info = snap->element[head(w) - 1];
+    bg__parse_run_id(info->type == REDIS_REPLY_STRING ? info->str : NULL, run_id, sizeof run_id);
     collect(w, snap, &l);
     rc = judge_all(w, snap, &l, &live, run_id);
     w->stale_due_ms = 0;

@@ -63,10 +63,11 @@ static int check_options(const bg_watcher_options *o, const char *ns, char *errb
     if (!bg_namespace_valid(ns))
         return fail(errbuf, errlen, BG_EINVAL, "invalid namespace: 1 to 64 of A-Z a-z 0-9 _ . -");
     if (!(o->interval_ms > 0) || o->grace_ms < 0 || o->max_interruptions < 1 ||
-        o->retain_completed_ms < 0 || o->retain_failed_ms < 0 || o->retain_dead_ms < 0)
+        o->retain_completed_ms < 0 || o->retain_failed_ms < 0 || o->retain_dead_ms < 0 ||
+        (o->liveness != BG_LIVENESS_CLIENTID && o->liveness != BG_LIVENESS_LEASE))
         return fail(errbuf, errlen, BG_EINVAL,
                     "the interval must be positive, max interruptions at least 1, and the "
-                    "grace and retention not negative");
+                    "grace and retention not negative, and liveness clientid or lease");
     if (o->nqueues && !o->queues)
         return fail(errbuf, errlen, BG_EINVAL, "queues counted but not given");
     for (size_t i = 0; i < o->nqueues; i++) {
@@ -113,6 +114,8 @@ int bg_watcher_new(bg_watcher **out, const bg_watcher_options *opts, char *errbu
     w->fixed_queues = o->nqueues > 0;
     w->interval_ms = o->interval_ms;
     w->grace_ms = o->grace_ms;
+    w->lease = o->liveness == BG_LIVENESS_LEASE;
+    w->url.hello = w->lease;
     w->max_itr = o->max_interruptions;
     w->retain_ms[0] = o->retain_completed_ms;
     w->retain_ms[1] = o->retain_failed_ms;
@@ -178,24 +181,38 @@ void bg__watcher_badkey(bg_watcher *w, const char *limit_key, const char *key, c
 
 static void saw_key(void *ud, const char *key, size_t len);
 
-static int connect_all(bg_watcher *w) {
-    char name[128];
-    bg__client_name(name, sizeof name, w->ns, ROLE);
-    int rc = bg__conn_open(&w->conn, &w->url, w->url_masked, name, CONNECT_TIMEOUT_MS);
-    if (rc != BG_OK)
-        return rc;
-    /* Fail at once, with a clear message, when an ACL forbids the client list. */
+/* What to do where CLIENT is refused (docs/operations.md#liveness). */
+#define LEASE_HINT " (where CLIENT is forbidden, run workers and watchers with --liveness lease)"
+
+/* BG_OK when Redis gives the watcher CLIENT LIST; else BG_EACL (or BG_EIO) with a message: without
+ * the client list no attempt can be judged by client ID. */
+static int check_client_list(bg_watcher *w) {
     const char *argv[] = {"CLIENT", "LIST"};
     redisReply *r = bg__conn_cmd(&w->conn, 2, argv, NULL);
     if (!r)
         return BG_EIO;
-    /* Any refusal, an ACL's or not: without the client list no attempt can be judged. */
+    /* Any refusal, an ACL's or not. */
     int refused = r->type == REDIS_REPLY_ERROR;
     if (refused)
-        bg__reply_error(&w->conn, r, w->conn.err, sizeof w->conn.err, "Redis refused CLIENT LIST");
+        bg__reply_error(&w->conn, r, w->conn.err, sizeof w->conn.err, "Redis refused CLIENT LIST%s",
+                        LEASE_HINT);
     freeReplyObject(r);
-    if (refused)
-        return BG_EACL;
+    return refused ? BG_EACL : BG_OK;
+}
+
+static int connect_all(bg_watcher *w) {
+    char name[128];
+    bg__client_name(name, sizeof name, w->ns, ROLE);
+    int rc = bg__conn_open(&w->conn, &w->url, w->url_masked, name, CONNECT_TIMEOUT_MS);
+    if (rc == BG_EACL && !w->lease)
+        bg__fmt(w->conn.err + strlen(w->conn.err), sizeof w->conn.err - strlen(w->conn.err), "%s",
+                LEASE_HINT);
+    if (rc != BG_OK)
+        return rc;
+    /* Fail at once, with a clear message, when an ACL forbids the client list; judging by
+     * leases needs none. */
+    if (!w->lease && (rc = check_client_list(w)) != BG_OK)
+        return rc;
     if (bg__conn_open(&w->sub.conn, &w->url, w->url_masked, name, CONNECT_TIMEOUT_MS) != BG_OK)
         return BG_EIO;
     w->sub.on_key = saw_key;
@@ -440,6 +457,12 @@ int bg_watcher_run(bg_watcher *w) {
     bg__log(&w->log, BG_LOG_INFO, ROLE,
             "started: namespace %s, Redis %s, interval %.3f s, grace %.3f s", w->ns, w->url_masked,
             w->interval_ms / 1000, w->grace_ms / 1000);
+    bg__log(&w->log, BG_LOG_INFO, ROLE, "%s",
+            w->lease ? "liveness lease: an attempt's worker is gone when its lease (lse) expired; "
+                       "attempts without a lease are reported, never failed"
+                     : "liveness clientid: an attempt's worker is gone when its connection (wrk) "
+                       "left CLIENT LIST; attempts with a lease and no client ID are reported, "
+                       "never failed");
     while (!atomic_load(&w->stop)) {
         heard_hangups(w);
         int up = ensure_connected(w);

@@ -21,6 +21,7 @@ struct bg_watcher {
     size_t nqueues;
     int fixed_queues; /* given by the caller: never refreshed */
     double interval_ms, grace_ms;
+    int lease; /* liveness by leases (lse), not CLIENT LIST (docs/operations.md#liveness) */
     int max_itr;
     double retain_ms[3]; /* completed, failed, dead */
     bg_logger log;
@@ -53,6 +54,7 @@ struct bg_watcher {
 struct bg__stale {
     char attempt[BG_UUID_LEN + 1];
     double since_ms;
+    char lse[BG_UUID_LEN + 1]; /* with leases: the lease found expired, read again in the MULTI */
 };
 
 /* Says, at most once a minute per limit_key, that key holds another type than want (a TYPE

@@ -23,6 +23,7 @@ void bg_worker_options_init(bg_worker_options *o) {
     o->concurrency = 10;
     o->retries = 25;
     o->shutdown_timeout_ms = 25000;
+    o->lease_ms = BG_LEASE_DEFAULT_MS;
     o->log.level = BG_LOG_INFO;
 }
 
@@ -50,6 +51,11 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
         return fail(errbuf, errlen, BG_EINVAL, "concurrency must be from 1 to 1000");
     if (o->retries < 0 || o->job_timeout_ms < 0 || o->shutdown_timeout_ms < 0)
         return fail(errbuf, errlen, BG_EINVAL, "retries and timeouts must not be negative");
+    if (o->liveness != BG_LIVENESS_CLIENTID && o->liveness != BG_LIVENESS_LEASE)
+        return fail(errbuf, errlen, BG_EINVAL, "liveness must be clientid or lease");
+    if (o->liveness == BG_LIVENESS_LEASE &&
+        !(o->lease_ms >= BG_LEASE_MIN_MS && o->lease_ms <= BG_LEASE_MAX_MS))
+        return fail(errbuf, errlen, BG_EINVAL, "the lease must be from 100ms to 1h");
     for (size_t i = 0; i < nq; i++)
         if (!bg_queue_valid(queues[i]))
             return fail(errbuf, errlen, BG_EINVAL,
@@ -79,6 +85,8 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     w->retries = o->retries;
     w->job_timeout_ms = o->job_timeout_ms;
     w->shutdown_timeout_ms = o->shutdown_timeout_ms;
+    w->lease_ms = o->liveness == BG_LIVENESS_LEASE ? (long long)o->lease_ms : 0;
+    w->url.hello = w->lease_ms > 0;
     w->log = o->log;
     w->events = o->events;
     if (!w->ns || !w->url_str || !w->url_masked || !w->queues || !w->queue_list) {

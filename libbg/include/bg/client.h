@@ -92,6 +92,17 @@ typedef struct {
     const char *server_name; /* the name to verify and send (SNI); NULL: the URL's host */
 } bg_tls_options;
 
+/* How a watcher tells that the worker running an attempt is gone (docs/operations.md#liveness).
+ * CLIENTID: the fiber connection whose client ID the attempt records (wrk) is no longer in
+ * CLIENT LIST. LEASE: the lease key the attempt names (lse) expired; the worker keeps it fresh,
+ * and neither program sends a CLIENT command, for servers that forbid them. */
+typedef enum { BG_LIVENESS_CLIENTID = 0, BG_LIVENESS_LEASE = 1 } bg_liveness;
+
+/* A worker's lease TTL by default, and the bounds it may take (ms). */
+#define BG_LEASE_DEFAULT_MS 5000.0
+#define BG_LEASE_MIN_MS 100.0
+#define BG_LEASE_MAX_MS 3600000.0
+
 /* Options for bg_client_new(). Initialise with bg_client_options_init(), then set fields.
  * Strings are copied by bg_client_new(). Durations are in milliseconds. */
 typedef struct {

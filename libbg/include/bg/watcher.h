@@ -33,9 +33,11 @@ typedef struct {
     double retain_failed_ms;    /* default 7 d */
     double retain_dead_ms;      /* default 180 d */
     bg_logger log;
-    bg_events events;   /* READY once connected, HEALTHY after each interval's pass, STATUS when
-                           the connection goes or comes back, STOPPING when bg_watcher_run() ends */
-    bg_tls_options tls; /* for a rediss:// URL (bg/client.h) */
+    bg_events events;     /* READY once connected, HEALTHY after each interval's pass, STATUS when
+                             the connection goes or comes back, STOPPING when bg_watcher_run() ends */
+    bg_tls_options tls;   /* for a rediss:// URL (bg/client.h) */
+    bg_liveness liveness; /* how a vanished worker is told: BG_LIVENESS_CLIENTID (the default)
+                             or BG_LIVENESS_LEASE (bg/client.h) */
 } bg_watcher_options;
 
 /* Fills opts with the defaults above. Never fails. */

@@ -36,6 +36,9 @@ typedef struct {
                                    and return, quiet and resume, STOPPING at a stop; on the thread of
                                    bg_worker_run(). */
     bg_tls_options tls;         /* for a rediss:// URL (bg/client.h) */
+    bg_liveness liveness;       /* BG_LIVENESS_CLIENTID (the default) or BG_LIVENESS_LEASE. */
+    double lease_ms;            /* with LEASE: each fiber's lease TTL, refreshed every third of
+                                   it; 100 to 3600000, default 5000. */
 } bg_worker_options;
 
 /* A worker. Opaque; created by bg_worker_new(), freed by bg_worker_free(). */
