@@ -4,6 +4,7 @@
 #define BG_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,14 @@
 
 typedef struct bg__tls bg__tls;
 
+#define BG__SENTINELS_MAX 16    /* sentinels a redis-sentinel:// URL lists, at most */
+#define BG__MASTER_NAME_MAX 255 /* bytes of a master's name */
+
+typedef struct {
+    char *host;
+    int port;
+} bg__hostport;
+
 typedef struct {
     char *host; /* TCP host, or NULL for a unix socket */
     int port;
@@ -31,6 +40,14 @@ typedef struct {
      * worker or watcher judging liveness by leases (docs/operations.md#liveness), for servers
      * that forbid CLIENT. */
     int hello;
+    /* A redis-sentinel:// URL (host and path NULL): each connection asks the sentinels, in
+     * order, where the master of that name is now (sentinel.c). */
+    bg__hostport *sentinels;
+    int nsentinels;
+    char *master;
+    /* Bumped when a sentinel announces a new primary (+switch-master): a connection opened
+     * under an older value is closed before its next command and opened again. */
+    atomic_uint *gen;
 } bg__url;
 
 /* Parses s into u (zeroed first). On failure returns BG_EURL (or BG_ENOMEM) with a message
@@ -48,6 +65,32 @@ int bg__url_tls_check(const bg__url *u, const bg_tls_options *t, char *err, size
  * handle's constructor). t may be NULL. Returns BG_OK, BG_EURL, BG_EINVAL or BG_ENOMEM with a
  * message in err. */
 int bg__url_parse_tls(const char *s, const bg_tls_options *t, bg__url *u, char *err, size_t errlen);
+
+/* ---- sentinel.c: the primary of a redis-sentinel:// URL (docs/operations.md#sentinel) ---- */
+
+/* Asks the sentinels of u, in turn, where the primary of u->master is; the first that answers
+ * with an address wins. Returns BG_OK with the address in host (hostlen bytes) and *port;
+ * BG_ENOMASTER when the sentinels that answered know no such master; BG_ECONNECT when none
+ * answered. The message is in err. Thread-safe: nothing is kept. */
+int bg__sentinel_master(const bg__url *u, char *host, size_t hostlen, int *port, char *err,
+                        size_t errlen);
+
+/* A connection to one sentinel subscribed to +switch-master, for a main loop to look at. Zero
+ * it to start. */
+typedef struct {
+    redisContext *rc; /* NULL while no sentinel is listened to */
+    int next;         /* the sentinel to try next */
+    double retry_ms, last_data_ms, last_ping_ms;
+    char addr[300]; /* the primary's "host:port", as last heard; "" before */
+} bg__sentinel_watch;
+
+/* Reads what the sentinel said, without waiting; (re)opens the watch on the next sentinel when
+ * there is none (at most once a second). When the primary of u moved (a +switch-master for
+ * u->master, or another address found on opening), bumps *u->gen, logs it at Info as role, and
+ * returns 1; else 0. A no-op returning 0 for a URL that is not redis-sentinel://. */
+int bg__sentinel_watch_poll(bg__sentinel_watch *s, const bg__url *u, const bg_logger *log,
+                            const char *role);
+void bg__sentinel_watch_close(bg__sentinel_watch *s);
 
 /* ---- tls.c: TLS for hiredis 0.14 through a socketpair (docs/operations.md#tls) ---- */
 
@@ -168,6 +211,8 @@ typedef struct {
     int inflight;                      /* commands appended whose replies are still on the socket */
     redisReply *ahead[BG__CONN_AHEAD]; /* replies read ahead of their turn, oldest first */
     int nahead;
+    atomic_uint *genp; /* the URL's generation (redis-sentinel://), NULL for other URLs */
+    unsigned gen;      /* its value when this connection was opened */
 } bg__conn;
 
 /* Opens a connection to u: connect and socket timeouts of timeout_ms, keepalive, FD_CLOEXEC,

@@ -129,18 +129,33 @@ static int dial_tls(bg__conn *c, const bg__url *u, const char *url_masked, int t
     return BG_OK;
 }
 
-/* Connects to u with bg's socket manners. Returns BG_OK, or an error with a message (the
- * connection is closed then). */
+/* Connects to u with bg's socket manners; for a redis-sentinel:// URL, to the primary the
+ * sentinels name now. Returns BG_OK, or an error with a message (the connection is closed
+ * then). */
 static int dial(bg__conn *c, const bg__url *u, const char *url_masked, int timeout_ms) {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    c->rc = u->path ? redisConnectUnixWithTimeout(u->path, tv)
-                    : redisConnectWithTimeout(u->host, u->port, tv);
+    char primary[256], why[BG__ERRLEN];
+    int port = u->port;
+    if (u->master) {
+        int rc = bg__sentinel_master(u, primary, sizeof primary, &port, why, sizeof why);
+        if (rc != BG_OK) {
+            bg__fmt(c->err, sizeof c->err, "cannot connect to %s: %s", url_masked, why);
+            return rc;
+        }
+    }
+    c->rc = u->path     ? redisConnectUnixWithTimeout(u->path, tv)
+            : u->master ? redisConnectWithTimeout(primary, port, tv)
+                        : redisConnectWithTimeout(u->host, u->port, tv);
     if (!c->rc) {
         bg__fmt(c->err, sizeof c->err, "cannot connect to %s: out of memory", url_masked);
         return BG_ENOMEM;
     }
     if (c->rc->err) {
-        bg__fmt(c->err, sizeof c->err, "cannot connect to %s: %s", url_masked, c->rc->errstr);
+        if (u->master)
+            bg__fmt(c->err, sizeof c->err, "cannot connect to %s: primary %s:%d: %s", url_masked,
+                    primary, port, c->rc->errstr);
+        else
+            bg__fmt(c->err, sizeof c->err, "cannot connect to %s: %s", url_masked, c->rc->errstr);
         bg__conn_close(c);
         return BG_ECONNECT;
     }
@@ -157,7 +172,7 @@ static int dial(bg__conn *c, const bg__url *u, const char *url_masked, int timeo
 
 /* Where each command of the handshake sits in its pipeline; -1 for one not sent. */
 typedef struct {
-    int auth, select, name, id, hello, info, script, n;
+    int auth, role, select, name, id, hello, info, script, n;
 } handshake;
 
 /* Appends the command in a as the handshake's next one, its place going to *idx; a is reset
@@ -176,7 +191,7 @@ static int append_step(bg__conn *c, bg__args *a, handshake *h, int *idx) {
 static int append_handshake(bg__conn *c, const bg__url *u, const char *name, handshake *h) {
     bg__args a;
     int rc = BG_OK;
-    *h = (handshake){-1, -1, -1, -1, -1, -1, -1, 0};
+    *h = (handshake){-1, -1, -1, -1, -1, -1, -1, -1, 0};
     bg__args_init(&a);
     if (u->pass) {
         bg__args_str(&a, "AUTH");
@@ -184,6 +199,12 @@ static int append_handshake(bg__conn *c, const bg__url *u, const char *name, han
             bg__args_str(&a, u->user);
         bg__args_str(&a, u->pass);
         rc = append_step(c, &a, h, &h->auth);
+    }
+    /* The sentinels' word is checked: during a failover they may still name a server that
+     * is a replica now, and bg never writes to one. */
+    if (rc == BG_OK && u->master) {
+        bg__args_str(&a, "ROLE");
+        rc = append_step(c, &a, h, &h->role);
     }
     if (rc == BG_OK && u->db) {
         bg__args_str(&a, "SELECT");
@@ -240,6 +261,10 @@ static int take_reply(bg__conn *c, const handshake *h, int i, const redisReply *
                     r->str);
             return BG_EREDIS;
         }
+        if (i == h->role)
+            return bg__reply_error(c, r, c->err, sizeof c->err,
+                                   "%s refused ROLE (a redis-sentinel:// URL needs +role)",
+                                   url_masked);
         /* An ACL that forbids INFO only costs us the run_id. */
         if (i == h->info)
             return BG_OK;
@@ -248,6 +273,18 @@ static int take_reply(bg__conn *c, const handshake *h, int i, const redisReply *
                                : i == h->id    ? "CLIENT ID"
                                : i == h->hello ? "HELLO"
                                                : "SCRIPT LOAD");
+    }
+    if (i == h->role &&
+        (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+         r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "master") != 0)) {
+        bg__fmt(c->err, sizeof c->err,
+                "cannot connect to %s yet: the server the sentinels name is not a master (%s)",
+                url_masked,
+                r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                        r->element[0]->type == REDIS_REPLY_STRING
+                    ? r->element[0]->str
+                    : "unexpected reply to ROLE");
+        return BG_ECONNECT;
     }
     if (i == h->id && r->type == REDIS_REPLY_INTEGER)
         c->id = r->integer;
@@ -285,6 +322,9 @@ int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const c
     bg__conn_close(c);
     c->err[0] = '\0';
     c->run_id[0] = '\0';
+    /* Taken before the sentinels are asked: a move heard meanwhile opens it again. */
+    c->genp = u->gen;
+    c->gen = u->gen ? atomic_load(u->gen) : 0;
     int rc = dial(c, u, url_masked, timeout_ms);
     if (rc != BG_OK)
         return rc;
@@ -299,7 +339,32 @@ int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const c
     return rc;
 }
 
+/* A connection to a primary the sentinels replaced since it was opened is closed before
+ * another command goes to it (never in the middle of a pipeline): the caller reconnects, as
+ * after a loss, and so reaches the new primary. Returns 1 when it was closed. */
+static int superseded(bg__conn *c) {
+    if (!c->rc || !c->genp || c->inflight || c->nahead || atomic_load(c->genp) == c->gen)
+        return 0;
+    bg__fmt(c->err, sizeof c->err, "the sentinels moved the primary");
+    bg__conn_close(c);
+    return 1;
+}
+
+/* A write refused because the server is a replica now (a failover turned the old primary into
+ * one) is taken as a lost connection: the caller reconnects, and through the sentinels finds
+ * the new primary; nothing is ever written to a replica. */
+static redisReply *judge(bg__conn *c, redisReply *r) {
+    if (!is_error(r) || strncmp(r->str, "READONLY ", 9) != 0)
+        return r;
+    bg__fmt(c->err, sizeof c->err, "the server is a replica now: %.200s", r->str);
+    freeReplyObject(r);
+    bg__conn_close(c);
+    return NULL;
+}
+
 redisReply *bg__conn_cmd(bg__conn *c, int argc, const char **argv, const size_t *lens) {
+    if (superseded(c))
+        return NULL;
     if (!c->rc) {
         bg__fmt(c->err, sizeof c->err, "not connected");
         return NULL;
@@ -307,7 +372,7 @@ redisReply *bg__conn_cmd(bg__conn *c, int argc, const char **argv, const size_t 
     redisReply *r = redisCommandArgv(c->rc, argc, argv, lens);
     if (!r)
         io_error(c, argv[0]);
-    return r;
+    return judge(c, r);
 }
 
 /* A command that could not be appended breaks the pipeline it belonged to: those appended
@@ -320,7 +385,7 @@ static int append_failed(bg__conn *c) {
 }
 
 int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens) {
-    if (!c->rc)
+    if (superseded(c) || !c->rc)
         return BG_EIO;
     if (redisAppendCommandArgv(c->rc, argc, argv, lens) != REDIS_OK)
         return append_failed(c);
@@ -357,7 +422,7 @@ static redisReply *read_reply(bg__conn *c) {
     }
     if (c->inflight > 0)
         c->inflight--;
-    return r;
+    return judge(c, r);
 }
 
 redisReply *bg__conn_reply(bg__conn *c) {

@@ -1,6 +1,8 @@
 /* url.c: parses and masks the Redis URLs of docs/schema.md#formats:
  * redis://[[user]:password@]host[:port][/db], the same with rediss:// for TLS, and
- * unix:///path/to/redis.sock[?db=N]; and checks TLS options against the URL. */
+ * unix:///path/to/redis.sock[?db=N],
+ * redis-sentinel://[[user]:password@]host[:port][,...]/MASTER[/DB]; and checks TLS options against
+ * the URL. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +106,121 @@ static int parse_unix(const char *s, const char *rest, bg__url *u, char *err, si
     return BG_OK;
 }
 
+/* Takes the "[user]:password@" before end off *p, when there is one, decoded into u. */
+static int parse_userinfo(const char *s, const char **pp, const char *end, bg__url *u, char *err,
+                          size_t errlen) {
+    const char *p = *pp, *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q;
+    if (!at)
+        return BG_OK;
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    int bad = 0;
+    if (!colon)
+        return fail(s, err, errlen, "a user needs a password: redis://user:password@host");
+    if (colon > p) {
+        u->user = pct_decode(p, (size_t)(colon - p), &bad);
+        if (!u->user)
+            return bad ? fail(s, err, errlen, "bad percent-escape in the user") : BG_ENOMEM;
+    }
+    u->pass = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
+    if (!u->pass)
+        return bad ? fail(s, err, errlen, "bad percent-escape in the password") : BG_ENOMEM;
+    if (!*u->pass)
+        return fail(s, err, errlen, "the password is empty");
+    *pp = at + 1;
+    return BG_OK;
+}
+
+/* Parses host[:port] (a [v6] host in brackets) of p..end into a new *host and *port. */
+static int parse_hostport(const char *s, const char *p, const char *end, int defport, char **host,
+                          int *port, char *err, size_t errlen) {
+    const char *hend, *portp = NULL;
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (!rb || rb == p + 1)
+            return fail(s, err, errlen, "unterminated or empty [IPv6] host");
+        hend = rb + 1;
+        if (hend < end && *hend != ':')
+            return fail(s, err, errlen, "junk after the [IPv6] host");
+        if (hend < end)
+            portp = hend + 1;
+        *host = bg__strndup(p + 1, (size_t)(rb - p - 1));
+    } else {
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        hend = colon ? colon : end;
+        if (hend == p)
+            return fail(s, err, errlen, "the host is empty");
+        for (const char *q = p; q < hend; q++)
+            if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_')
+                return fail(s, err, errlen, "the host holds a character a host name cannot");
+        if (colon)
+            portp = colon + 1;
+        *host = bg__strndup(p, (size_t)(hend - p));
+    }
+    if (!*host)
+        return BG_ENOMEM;
+    *port = defport;
+    if (portp) {
+        long v;
+        if (parse_uint(portp, (size_t)(end - portp), 65535, &v) != 0 || v == 0)
+            return fail(s, err, errlen, "the port must be a number from 1 to 65535");
+        *port = (int)v;
+    }
+    return BG_OK;
+}
+
+/* redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[/DB]: the sentinels
+ * to ask (port 26379 by default), in order, and the name of the master they watch. */
+static int parse_sentinel(const char *s, const char *p, bg__url *u, char *err, size_t errlen) {
+    const char *end = p + strcspn(p, "/");
+    if (strpbrk(p, "?#"))
+        return fail(s, err, errlen, "redis-sentinel:// URLs take no query or fragment");
+    int rc = parse_userinfo(s, &p, end, u, err, errlen);
+    if (rc != BG_OK)
+        return rc;
+    if (p == end)
+        return fail(s, err, errlen, "no sentinel is given: redis-sentinel://host:26379/MASTER");
+    int n = 1;
+    for (const char *q = p; q < end; q++)
+        n += *q == ',';
+    if (n > BG__SENTINELS_MAX)
+        return fail(s, err, errlen, "more sentinels than bg takes (16)");
+    if (!(u->sentinels = calloc((size_t)n, sizeof *u->sentinels)))
+        return BG_ENOMEM;
+    for (const char *h = p; u->nsentinels < n;) {
+        const char *comma = memchr(h, ',', (size_t)(end - h));
+        const char *hend = comma ? comma : end;
+        /* Counted first, so bg__url_clear() frees its host whatever fails after. */
+        bg__hostport *hp = &u->sentinels[u->nsentinels++];
+        if (hend == h)
+            return fail(s, err, errlen, "a sentinel in the list is empty");
+        if ((rc = parse_hostport(s, h, hend, 26379, &hp->host, &hp->port, err, errlen)) != BG_OK)
+            return rc;
+        h = hend + 1;
+    }
+    if (*end != '/' || !end[1] || end[1] == '/')
+        return fail(s, err, errlen, "the master's name is missing: redis-sentinel://host/MASTER");
+    const char *name = end + 1, *slash = strchr(name, '/');
+    size_t nlen = slash ? (size_t)(slash - name) : strlen(name);
+    if (nlen > BG__MASTER_NAME_MAX)
+        return fail(s, err, errlen, "the master's name is longer than 255 bytes");
+    if (!(u->master = bg__strndup(name, nlen)))
+        return BG_ENOMEM;
+    if (slash && slash[1]) {
+        long db;
+        if (parse_uint(slash + 1, strlen(slash + 1), 1000000, &db) != 0)
+            return fail(s, err, errlen,
+                        "the database must be a whole number: redis-sentinel://host/MASTER/0");
+        u->db = (int)db;
+    }
+    if (!(u->gen = calloc(1, sizeof *u->gen)))
+        return BG_ENOMEM;
+    atomic_init(u->gen, 0);
+    return BG_OK;
+}
+
 int bg__url_parse(const char *s, bg__url *u, char *err, size_t errlen) {
     memset(u, 0, sizeof *u);
     if (!s || !*s)
@@ -113,69 +230,27 @@ int bg__url_parse(const char *s, bg__url *u, char *err, size_t errlen) {
             return fail(s, err, errlen, "it holds a space or control character");
     if (strncmp(s, "unix://", 7) == 0)
         return parse_unix(s, s + 7, u, err, errlen);
+    if (strncmp(s, "redis-sentinel://", 17) == 0)
+        return parse_sentinel(s, s + 17, u, err, errlen);
+    if (strncmp(s, "rediss-sentinel://", 18) == 0)
+        return fail(s, err, errlen,
+                    "TLS to sentinels is not supported: use redis-sentinel:// over a private "
+                    "network, or rediss:// to one server");
     if (strncmp(s, "rediss://", 9) == 0)
         u->tls = 1;
     else if (strncmp(s, "redis://", 8) != 0)
-        return fail(s, err, errlen, "it must start with redis://, rediss:// or unix://");
+        return fail(s, err, errlen,
+                    "it must start with redis://, rediss://, redis-sentinel:// or unix://");
 
     const char *p = s + (u->tls ? 9 : 8);
     const char *end = p + strcspn(p, "/?#");
     if (*end == '?' || *end == '#')
         return fail(s, err, errlen, "redis:// and rediss:// URLs take no query or fragment");
-    const char *at = NULL;
-    for (const char *q = p; q < end; q++)
-        if (*q == '@')
-            at = q;
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        int bad = 0;
-        if (!colon)
-            return fail(s, err, errlen, "a user needs a password: redis://user:password@host");
-        if (colon > p) {
-            u->user = pct_decode(p, (size_t)(colon - p), &bad);
-            if (!u->user)
-                return bad ? fail(s, err, errlen, "bad percent-escape in the user") : BG_ENOMEM;
-        }
-        u->pass = pct_decode(colon + 1, (size_t)(at - colon - 1), &bad);
-        if (!u->pass)
-            return bad ? fail(s, err, errlen, "bad percent-escape in the password") : BG_ENOMEM;
-        if (!*u->pass)
-            return fail(s, err, errlen, "the password is empty");
-        p = at + 1;
-    }
-    /* host[:port], with [v6] brackets */
-    const char *hend, *portp = NULL;
-    if (*p == '[') {
-        const char *rb = memchr(p, ']', (size_t)(end - p));
-        if (!rb || rb == p + 1)
-            return fail(s, err, errlen, "unterminated or empty [IPv6] host");
-        u->host = bg__strndup(p + 1, (size_t)(rb - p - 1));
-        hend = rb + 1;
-        if (hend < end && *hend != ':')
-            return fail(s, err, errlen, "junk after the [IPv6] host");
-        if (hend < end)
-            portp = hend + 1;
-    } else {
-        const char *colon = memchr(p, ':', (size_t)(end - p));
-        hend = colon ? colon : end;
-        if (hend == p)
-            return fail(s, err, errlen, "the host is empty");
-        for (const char *q = p; q < hend; q++)
-            if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-' && *q != '_')
-                return fail(s, err, errlen, "the host holds a character a host name cannot");
-        u->host = bg__strndup(p, (size_t)(hend - p));
-        if (colon)
-            portp = colon + 1;
-    }
-    if (!u->host)
-        return BG_ENOMEM;
-    u->port = 6379;
-    if (portp) {
-        long port;
-        if (parse_uint(portp, (size_t)(end - portp), 65535, &port) != 0 || port == 0)
-            return fail(s, err, errlen, "the port must be a number from 1 to 65535");
-        u->port = (int)port;
-    }
+    int rc = parse_userinfo(s, &p, end, u, err, errlen);
+    if (rc != BG_OK)
+        return rc;
+    if ((rc = parse_hostport(s, p, end, 6379, &u->host, &u->port, err, errlen)) != BG_OK)
+        return rc;
     if (*end == '/' && end[1]) {
         long db;
         if (parse_uint(end + 1, strlen(end + 1), 1000000, &db) != 0)
@@ -227,6 +302,11 @@ void bg__url_clear(bg__url *u) {
     free(u->path);
     free(u->user);
     free(u->pass);
+    for (int i = 0; i < u->nsentinels; i++)
+        free(u->sentinels[i].host);
+    free(u->sentinels);
+    free(u->master);
+    free(u->gen);
     memset(u, 0, sizeof *u);
 }
 

@@ -148,6 +148,7 @@ void bg_watcher_free(bg_watcher *w) {
         return;
     bg__conn_close(&w->conn);
     bg__conn_close(&w->sub.conn);
+    bg__sentinel_watch_close(&w->sw);
     bg__ratelimit_destroy(&w->rl);
     bg__url_clear(&w->url);
     free(w->url_masked);
@@ -247,7 +248,7 @@ static int ensure_connected(bg_watcher *w) {
     if (now < w->next_try_ms)
         return 0;
     int rc = connect_all(w);
-    if (rc == BG_EACL || rc == BG_EREDIS)
+    if (rc == BG_EACL || rc == BG_EREDIS || rc == BG_ENOMASTER)
         return rc;
     if (rc != BG_OK) {
         if (!w->down_logged) {
@@ -437,6 +438,11 @@ static void nap(bg_watcher *w, double wait_ms) {
         if (left <= 0)
             return;
         int slice = left > 100 ? 100 : (int)ceil(left);
+        if (bg__sentinel_watch_poll(&w->sw, &w->url, &w->log, ROLE)) {
+            bg__conn_close(&w->conn); /* both reconnect, to the new primary */
+            bg__conn_close(&w->sub.conn);
+            return;
+        }
         if (!bg__conn_ok(&w->sub.conn)) {
             /* No report can come: just sleep (Redis is down, or the watcher reconnects). */
             poll(NULL, 0, slice);

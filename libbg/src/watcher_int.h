@@ -33,6 +33,7 @@ struct bg_watcher {
 
     bg__conn conn; /* commands and scripts; tracks NS:scheduled: for sub */
     bg__notify sub;
+    bg__sentinel_watch sw; /* for a redis-sentinel:// URL: the primary's moves */
     int down_logged;
     int up, ever_up; /* both connections were up at the last look; ever */
     double next_try_ms, delay_ms;

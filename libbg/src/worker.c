@@ -177,8 +177,9 @@ typedef struct {
     int down_logged;
     int warned_policy;
     double next_try_ms, delay_ms;
-    int told_ready;    /* BG_EVENT_READY was sent */
-    double healthy_at; /* when BG_EVENT_HEALTHY was last sent (monotonic ms) */
+    int told_ready;        /* BG_EVENT_READY was sent */
+    double healthy_at;     /* when BG_EVENT_HEALTHY was last sent (monotonic ms) */
+    bg__sentinel_watch sw; /* for a redis-sentinel:// URL: the primary's moves */
 } main_state;
 
 /* Tells the program the worker serves (READY the first time), with what. */
@@ -375,7 +376,7 @@ typedef struct {
 static int start(bg_worker *w, run_state *s, char *errbuf, size_t errlen) {
     s->m.delay_ms = BG__REDIAL_MS;
     int rc = main_connect(w, &s->m);
-    if (rc == BG_EREDIS || rc == BG_EACL || rc == BG_ENOMEM) {
+    if (rc == BG_EREDIS || rc == BG_EACL || rc == BG_ENOMEM || rc == BG_ENOMASTER) {
         bg__fmt(errbuf, errlen, "%s", s->m.n.conn.err);
         return rc;
     }
@@ -478,10 +479,15 @@ int bg_worker_run(bg_worker *w) {
             if (!atomic_load(&w->stopping))
                 bg__event(&w->events, BG_EVENT_STOPPING, NULL);
             bg__conn_close(&s.m.n.conn);
+            bg__sentinel_watch_close(&s.m.sw);
             return 1;
         }
         if (atomic_load(&w->stopping) && shutdown_step(w, &s, now))
             break;
+        /* The fibers' connections to the old primary close before their next command
+         * (bg__url.gen); the main one, which only waits for news, is closed here. */
+        if (bg__sentinel_watch_poll(&s.m.sw, &w->url, &w->log, BG__ROLE))
+            bg__conn_close(&s.m.n.conn);
         main_keepalive(w, &s.m);
         bg__heartbeat_beat(w, &s.hb);
         tell_health(w, &s.m);
@@ -490,6 +496,7 @@ int bg_worker_run(bg_worker *w) {
     free_fibers(w);
     bg__heartbeat_end(w, &s.hb);
     bg__conn_close(&s.m.n.conn);
+    bg__sentinel_watch_close(&s.m.sw);
     bg__log(&w->log, BG_LOG_INFO, BG__ROLE, "stopped");
     return 0;
 }

@@ -1,8 +1,8 @@
 /* fuzz_url.c: feeds arbitrary bytes to the Redis URL parser and the password masker, and checks
  * what a parsed URL promises (one of host or socket path, a port in range, the password never
- * shown by the mask, TLS only for rediss://). The NUL-separated strings after the URL are TLS
- * options (CA file, certificate, key, server name; one missing is an option not given),
- * checked against the URL as the constructors check them. */
+ * shown by the mask, TLS only for rediss://, a redis-sentinel:// URL's list of sentinels). The
+ * NUL-separated strings after the URL are TLS options (CA file, certificate, key, server name; one
+ * missing is an option not given), checked against the URL as the constructors check them. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -74,9 +74,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     bg__url u;
     int rc = bg__url_parse(s, &u, err, sizeof err);
     if (rc == BG_OK) {
-        /* A parsed URL names exactly one endpoint, in range. */
-        if ((u.host == NULL) == (u.path == NULL))
+        /* A parsed URL names exactly one endpoint, in range: a host, a socket path, or the
+         * sentinels (1 to BG__SENTINELS_MAX of them, each a host and port) and a master. */
+        int sentinel = strncmp(s, "redis-sentinel://", 17) == 0;
+        if (sentinel != (u.master != NULL) || (sentinel && (u.host || u.path || !u.gen)))
             abort();
+        if (!sentinel && (u.host == NULL) == (u.path == NULL))
+            abort();
+        if (sentinel && (u.nsentinels < 1 || u.nsentinels > BG__SENTINELS_MAX || !*u.master ||
+                         strlen(u.master) > BG__MASTER_NAME_MAX))
+            abort();
+        for (int i = 0; i < u.nsentinels; i++)
+            if (!u.sentinels[i].host || u.sentinels[i].port < 1 || u.sentinels[i].port > 65535)
+                abort();
         if (u.host && (u.port < 1 || u.port > 65535))
             abort();
         if (u.db < 0)

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -128,6 +129,65 @@ static void test_malformed(void **state) {
     expect_bad("unix:///tmp/r.sock?foo=1", NULL);
 }
 
+static void test_sentinel_forms(void **state) {
+    (void)state;
+    bg__url u;
+    parse_ok("redis-sentinel://:p%40ss@10.0.0.1,[::1]:26380,s3.example.com:7000/mymaster/2", &u);
+    assert_null(u.host);
+    assert_null(u.path);
+    assert_int_equal(u.nsentinels, 3);
+    assert_string_equal(u.sentinels[0].host, "10.0.0.1");
+    assert_int_equal(u.sentinels[0].port, 26379);
+    assert_string_equal(u.sentinels[1].host, "::1");
+    assert_int_equal(u.sentinels[1].port, 26380);
+    assert_string_equal(u.sentinels[2].host, "s3.example.com");
+    assert_int_equal(u.sentinels[2].port, 7000);
+    assert_string_equal(u.master, "mymaster");
+    assert_int_equal(u.db, 2);
+    assert_null(u.user);
+    assert_string_equal(u.pass, "p@ss");
+    assert_int_equal(u.tls, 0);
+    assert_non_null(u.gen);
+    bg__url_clear(&u);
+    parse_ok("redis-sentinel://alice:pw@h/m.a-1_b/", &u);
+    assert_int_equal(u.nsentinels, 1);
+    assert_string_equal(u.user, "alice");
+    assert_string_equal(u.master, "m.a-1_b");
+    assert_int_equal(u.db, 0);
+    bg__url_clear(&u);
+}
+
+static void test_sentinel_malformed(void **state) {
+    (void)state;
+    expect_bad("redis-sentinel://", NULL);
+    expect_bad("redis-sentinel:///m", NULL);
+    expect_bad("redis-sentinel://:pw@/m", "pw");
+    expect_bad("redis-sentinel://h:0/m", NULL);
+    expect_bad("redis-sentinel://h:65536/m", NULL);
+    expect_bad("redis-sentinel://h:x/m", NULL);
+    expect_bad("redis-sentinel://h,/m", NULL);
+    expect_bad("redis-sentinel://,h/m", NULL);
+    expect_bad("redis-sentinel://a,,b/m", NULL);
+    expect_bad("redis-sentinel://h", NULL);
+    expect_bad("redis-sentinel://h/", NULL);
+    expect_bad("redis-sentinel://h//0", NULL);
+    expect_bad("redis-sentinel://h/m/x", NULL);
+    expect_bad("redis-sentinel://h/m/-1", NULL);
+    expect_bad("redis-sentinel://h/m/0/1", NULL);
+    expect_bad("redis-sentinel://h/m?db=1", NULL);
+    expect_bad("redis-sentinel://h/m#x", NULL);
+    expect_bad("redis-sentinel://[::1/m", NULL);
+    expect_bad("redis-sentinel://:top secret@h/m", "secret");
+    expect_bad("rediss-sentinel://h/m", NULL);
+    expect_bad("redis-sentinel://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q/m", NULL);
+    char name[300];
+    memset(name, 'n', sizeof name);
+    name[sizeof name - 1] = '\0';
+    char url[400];
+    snprintf(url, sizeof url, "redis-sentinel://h/%s", name);
+    expect_bad(url, NULL);
+}
+
 static void expect_mask(const char *url, const char *want) {
     char buf[256];
     assert_string_equal(bg_url_mask(url, buf, sizeof buf), want);
@@ -140,6 +200,7 @@ static void test_mask(void **state) {
     expect_mask("redis://alice:p%40ss@h", "redis://alice:***@h");
     expect_mask("redis://h:6379/0", "redis://h:6379/0");
     expect_mask("unix:///tmp/r.sock?db=1", "unix:///tmp/r.sock?db=1");
+    expect_mask("redis-sentinel://u:secret@a:1,b/m/0", "redis-sentinel://u:***@a:1,b/m/0");
     /* An unescaped '@' in the password is masked whole. */
     expect_mask("redis://:a@b@h", "redis://:***@h");
     /* A buffer too small still ends in a NUL, inside the buffer. */
@@ -191,6 +252,8 @@ int main(void) {
         cmocka_unit_test(test_percent_decoding),
         cmocka_unit_test(test_unix_forms),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_sentinel_forms),
+        cmocka_unit_test(test_sentinel_malformed),
         cmocka_unit_test(test_mask),
         cmocka_unit_test(test_masked_in_messages),
         cmocka_unit_test(test_client_reports_url),

@@ -32,7 +32,8 @@
     XX(EPLUGIN, -10, "cannot load plugin")                                                         \
     XX(EEXIST, -11, "already registered")                                                          \
     XX(ESYS, -12, "system call failed")                                                            \
-    XX(EACL, -13, "Redis refused a command the program needs (ACL)")
+    XX(EACL, -13, "Redis refused a command the program needs (ACL)")                               \
+    XX(ENOMASTER, -15, "the sentinels know no master of that name")
 
 typedef enum {
     BG_OK = 0,
