@@ -148,6 +148,26 @@ def test_cli_through_the_sentinels(sset):
     assert run([exe("bg-cli"), "-r", url, "ping"]).returncode == 0
 
 
+def test_acl_needs_role(sset):
+    """The documented ACL lines of docs/operations.md, on every data node (ACLs do not
+    replicate), with +role for a sentinel URL: without it the refusal names ROLE."""
+    from test_acl import PASSWORD, doc_acls
+    rules = doc_acls()["bg-cli"]
+    for srv in sset.servers:
+        c = srv.client()
+        c.execute_command("ACL", "SETUSER", "bg-cli", *rules)
+        c.execute_command("ACL", "SETUSER", "bg-cli-role", *rules, "+role")
+    for user, ok in (("bg-cli-role", True), ("bg-cli", False)):
+        url = sset.url(db=1, user=user, password=PASSWORD)
+        out = run([exe("bg-cli"), "-r", url, "status"])
+        if ok:
+            assert out.returncode == 0, out.stderr
+        else:
+            assert out.returncode == 1
+            assert "refused ROLE (a redis-sentinel:// URL needs +role)" in out.stderr, out.stderr
+            assert PASSWORD not in out.stderr
+
+
 def test_unknown_master_name(sset, spawn):
     url = sset.url(master="nosuch")
     out = run([exe("bg-cli"), "-r", url, "status"])
