@@ -11,7 +11,7 @@
 
 /* Lines sent per bg_enqueue_bulk() call: UUIDs are printed (and flushed) after each batch, so
  * a consumer of the output sees progress on a long input. */
-#define BATCH 1000
+#define BATCH 4096
 
 typedef struct {
     bg_job_spec spec; /* queue, in, at and retries; cls and arg set per job */

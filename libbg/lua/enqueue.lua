@@ -3,7 +3,10 @@
 -- KEYS: none (every key is built from the prefixes keys.c passes in).
 -- ARGV[1] jobs prefix "NS:jobs:"       ARGV[2] ready prefix "NS:ready:"
 -- ARGV[3] scheduled prefix             ARGV[4] the NS:queues key
--- ARGV[5..]: runs of jobs that share their queue and times, each
+-- ARGV[5] after: "" or a job UUID of the chunk sent just before this one, still unanswered;
+--   its job hash must exist, so that a chunk whose predecessor wrote nothing writes nothing
+--   either, and "the first jobs were enqueued" holds with two chunks in flight
+-- ARGV[6..]: runs of jobs that share their queue and times, each
 --   count, queue, cls, rty or "", at (ms since the epoch) or "", in (ms) or "",
 --   then count pairs: job UUID, arg
 -- Returns the number of jobs written.
@@ -17,7 +20,7 @@ local JP, RP, SP, QK = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now = now_ms()
 local runs, jobs = {}, {}
 local names = {'rty', 'at', 'in'}
-local i, nargv = 5, #ARGV
+local i, nargv = 6, #ARGV
 while i <= nargv do
   local n = whole(ARGV[i], 6)
   if not n or i + 5 + 2 * n > nargv then
@@ -47,6 +50,10 @@ if #jobs > 2000 then
   return {'badarg', 'count', 'more than 2000 jobs in one call'}
 elseif #jobs == 0 then
   return 0
+end
+
+if ARGV[5] ~= '' and redis.call('TYPE', JP .. ARGV[5]).ok ~= 'hash' then
+  return {'badarg', 'after', 'the chunk before this one was not written'}
 end
 
 -- The keys every job writes: each queue's list or set, NS:queues; the job hashes, fresh UUIDs

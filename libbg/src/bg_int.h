@@ -245,6 +245,9 @@ int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens
  * "out of memory" in c->err, or BG_ENOMEM as a failed append), and never sent in part. */
 redisReply *bg__conn_cmd_args(bg__conn *c, const bg__args *a);
 int bg__conn_append_args(bg__conn *c, const bg__args *a);
+/* Sends what was appended now, rather than when the next reply is read: the call behind a
+ * pending one is then on its way while the caller waits. BG_OK, or BG_EIO (closed). */
+int bg__conn_flush(bg__conn *c);
 
 /* Reads the next pipelined reply, as bg__conn_cmd() does. */
 redisReply *bg__conn_reply(bg__conn *c);

@@ -393,6 +393,18 @@ int bg__conn_append(bg__conn *c, int argc, const char **argv, const size_t *lens
     return BG_OK;
 }
 
+int bg__conn_flush(bg__conn *c) {
+    int done = 0;
+    if (!c->rc)
+        return BG_EIO;
+    while (!done)
+        if (redisBufferWrite(c->rc, &done) != REDIS_OK) {
+            io_error(c, "write");
+            return BG_EIO;
+        }
+    return BG_OK;
+}
+
 #define ARGV(a) ((const char **)(void *)(a)->argv)
 
 redisReply *bg__conn_cmd_args(bg__conn *c, const bg__args *a) {

@@ -92,30 +92,48 @@ int bg_enqueue(bg_client *c, const bg_job_spec *spec, bg_uuid id) {
     return bg_enqueue_bulk(c, spec, 1, (bg_uuid *)id, &done);
 }
 
-/* Writes jobs [0, n) in one enqueue.lua call: all of them, or (a key of the wrong type) none.
+/* One enqueue.lua call of jobs [0, n) of specs: all of them, or (a key of the wrong type) none.
  * One call a chunk, not one a job: Redis runs one HSET a job and a few calls a chunk, where a
- * call a job cost it the checks and the other writes each time (docs/performance-notes.md). */
-static int bulk_chunk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *ids) {
+ * call a job cost it the checks and the other writes each time (docs/performance-notes.md).
+ * after: a job of the chunk before, still in flight, or NULL. */
+typedef struct {
     bg__args a;
-    bg__args_init(&a);
+    size_t n;
+} chunk;
+
+static int send_chunk(bg_client *c, chunk *k, const bg_job_spec *specs, size_t n, bg_uuid *ids,
+                      const char *after) {
+    bg__args_init(&k->a);
+    k->n = n;
     /* One getrandom() for the chunk's UUIDs: bg_uuid_new() makes several system calls each. */
     bg__uuid_fill(ids, n);
-    add_prefixes(&a, c->ns);
+    add_prefixes(&k->a, c->ns);
+    bg__args_str(&k->a, after ? after : "");
     for (size_t i = 0; i < n;)
-        i += add_run(&a, specs + i, n - i, ids + i);
-    redisReply *r = bg__conn_eval(&c->conn, BG__LUA_ENQUEUE, 0, &a);
+        i += add_run(&k->a, specs + i, n - i, ids + i);
+    int rc = bg__conn_append_eval(&c->conn, BG__LUA_ENQUEUE, 0, &k->a);
+    if (rc == BG_OK)
+        rc = bg__conn_flush(&c->conn);
+    return rc == BG_OK ? BG_OK
+                       : bg__client_fail(c, rc, "enqueue on %s: %s", c->url_masked, c->conn.err);
+}
+
+/* The reply of the oldest chunk in flight, k. */
+static int chunk_reply(bg_client *c, chunk *k) {
+    redisReply *r = bg__conn_eval_reply(&c->conn, BG__LUA_ENQUEUE, 0, &k->a);
     int rc = check_reply(c, r, "enqueue");
-    if (rc == BG_OK && r->integer != (long long)n)
+    if (rc == BG_OK && r->integer != (long long)k->n)
         rc = bg__client_fail(c, BG_EPROTO, "enqueue on %s: %lld jobs written of %zu sent",
-                             c->url_masked, r->integer, n);
+                             c->url_masked, r->integer, k->n);
     freeReplyObject(r);
-    bg__args_free(&a);
+    bg__args_free(&k->a);
     return rc;
 }
 
 int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *ids, size_t *done) {
-    size_t ok_total = 0;
-    int rc = BG_OK;
+    size_t ok_total = 0, sent = 0;
+    chunk fly[2]; /* two chunks in flight: Redis runs one while the next is on its way */
+    int nfly = 0, rc = BG_OK;
     if (done)
         *done = 0;
     if (!c || (n && (!specs || !ids)))
@@ -127,10 +145,34 @@ int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *i
     if (n && (rc = bg__client_ensure(c)) != BG_OK)
         return rc;
     while (ok_total < n) {
-        size_t chunk = n - ok_total < BULK_CHUNK ? n - ok_total : BULK_CHUNK;
-        if ((rc = bulk_chunk(c, specs + ok_total, chunk, ids + ok_total)) != BG_OK)
+        while (rc == BG_OK && nfly < 2 && sent < n) {
+            size_t len = n - sent < BULK_CHUNK ? n - sent : BULK_CHUNK;
+            /* The chunk before, unanswered: this one writes only if that one did. */
+            const char *after = nfly ? ids[sent - 1] : NULL;
+            if ((rc = send_chunk(c, &fly[nfly], specs + sent, len, ids + sent, after)) != BG_OK) {
+                bg__args_free(&fly[nfly].a);
+                break;
+            }
+            nfly++;
+            sent += len;
+        }
+        if (!nfly)
             break;
-        ok_total += chunk;
+        if (rc == BG_OK) {
+            if ((rc = chunk_reply(c, &fly[0])) == BG_OK)
+                ok_total += fly[0].n;
+        } else {
+            /* Behind a failed chunk: it wrote nothing (its after), and its reply is not the
+             * error to tell. */
+            redisReply *r = bg__conn_reply(&c->conn);
+            if (r)
+                freeReplyObject(r);
+            bg__args_free(&fly[0].a);
+        }
+        if (--nfly)
+            fly[0] = fly[1];
+        if (rc != BG_OK && !nfly)
+            break;
     }
     if (done)
         *done = ok_total;

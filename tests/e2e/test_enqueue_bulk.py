@@ -4,6 +4,7 @@ in the ready list or the scheduled set, the order of the output, NS:queues; and 
 granted only what older versions needed (no EXISTS) still enqueues."""
 
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
@@ -113,3 +114,29 @@ def test_a_worker_without_smismember_still_finishes(rs, r, spawn):
         assert refused == {("old-worker", "smismember"), ("old-worker", "config|get")}, refused
     finally:
         r.execute_command("ACL", "DELUSER", "old-worker")
+
+
+def test_a_chunk_behind_one_that_wrote_nothing_writes_nothing(r):
+    """bg-cli keeps two enqueue.lua calls in flight; the second names a job of the first
+    (after), and writes only when that job exists, so "the first jobs were enqueued" holds
+    when the first call is refused (a key of the wrong type) and the second's keys are sound."""
+    root = Path(__file__).resolve().parents[2] / "libbg" / "lua"
+    body = (root / "lib" / "prelude.lua").read_text() + (root / "enqueue.lua").read_text()
+    sha = r.script_load(body)
+    prefixes = ["bg:jobs:", "bg:ready:", "bg:scheduled:", "bg:queues"]
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def run_of(q, job):
+        return ["1", q, "bg.noop", "", "", "", job, "{}"]
+
+    # The first chunk's ready list is a string: refused, nothing written.
+    r.set("bg:ready:broken", "x")
+    reply = r.evalsha(sha, 0, *prefixes, "", *run_of("broken", first))
+    assert isinstance(reply, list) and reply[0] == "badkey"
+    reply = r.evalsha(sha, 0, *prefixes, first, *run_of("sound", second))
+    assert reply == ["badarg", "after", "the chunk before this one was not written"]
+    assert not r.exists(f"bg:jobs:{second}") and not r.exists("bg:ready:sound")
+    # Behind a chunk that was written, it writes.
+    assert r.evalsha(sha, 0, *prefixes, "", *run_of("sound", first)) == 1
+    assert r.evalsha(sha, 0, *prefixes, first, *run_of("sound", second)) == 1
+    assert r.lrange("bg:ready:sound", 0, -1) == [first, second]
