@@ -24,18 +24,32 @@ from redis_server import free_port  # noqa: E402
 if not shutil.which("redis-server"):
     pytest.skip("redis-server is not installed", allow_module_level=True)
 
-# Each worker's arguments; a variant is one more entry.
+# Each variant of the SIGKILL test: the workers' arguments, the replicas the set has, and
+# whether what Redis acknowledged may be lost. A variant that waits for a replica's ack needs
+# two: after the failover the new primary must still have one to answer its WAIT.
 WORKER_ARGS = [
-    pytest.param(["-c", "4"], id="async"),
+    pytest.param(["-c", "4"], 1, True, id="async"),
 ]
 QUEUES = ["default"]
 
 
 @pytest.fixture
-def sset():
-    s = SentinelSet(replicas=1).start()
-    yield s
-    s.cleanup()
+def make_sset():
+    """make_sset(replicas) starts a Sentinel set; each is cleaned up at the end of the test."""
+    made = []
+
+    def make(replicas=1):
+        made.append(SentinelSet(replicas=replicas).start())
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.cleanup()
+
+
+@pytest.fixture
+def sset(make_sset):
+    return make_sset(1)
 
 
 class Producer(threading.Thread):
@@ -43,9 +57,12 @@ class Producer(threading.Thread):
     each batch, as a foreign producer that follows a failover does; keeps the IDs of the
     batches Redis acknowledged."""
 
-    def __init__(self, sset, batch=10, pause=0.005):
+    def __init__(self, sset, batch=10, pause=0.005, replicas_ack=0):
         super().__init__(daemon=True)
         self.sset, self.batch, self.pause = sset, batch, pause
+        # With replicas_ack, a batch counts as acknowledged once WAIT says that many replicas
+        # have it, as a producer that wants no loss writes.
+        self.replicas_ack = replicas_ack
         self.acked = []
         self.stop = threading.Event()
 
@@ -56,7 +73,10 @@ class Producer(threading.Thread):
                 addr = self.sset.primary_addr()
                 if c is None or addr != at:
                     c, at = self.sset.client(), addr
-                self.acked += new_jobs(c, self.batch)
+                ids = new_jobs(c, self.batch)
+                if self.replicas_ack and c.wait(self.replicas_ack, 1000) < self.replicas_ack:
+                    continue
+                self.acked += ids
             except Exception:  # the primary went: ask the sentinels again
                 c = None
                 time.sleep(0.02)
@@ -67,7 +87,7 @@ def completed(r):
     return int(r.hget("bg:stats:default", "completed") or 0)
 
 
-def flow_through_failover(sset, spawn, worker_args, failover):
+def flow_through_failover(sset, spawn, worker_args, failover, replicas_ack=0):
     """Runs two workers and a watcher on the sentinel URL with a producer; calls failover() once
     jobs flow; then waits for the queue to drain on the new primary and judges every acked job.
     Returns (counts, lost)."""
@@ -75,7 +95,7 @@ def flow_through_failover(sset, spawn, worker_args, failover):
     env = dict(os.environ, BG_REDIS_URL=url)
     watcher = spawn([exe("bg-watcher"), "-i", "0.2"], env=env)
     workers = [spawn([exe("bg-worker")] + worker_args, env=env) for _ in range(2)]
-    prod = Producer(sset)
+    prod = Producer(sset, replicas_ack=replicas_ack)
     prod.start()
     wait_for(lambda: completed(sset.client()) >= 200, 15, what="jobs to flow")
     old, new = failover()
@@ -110,13 +130,18 @@ def flow_through_failover(sset, spawn, worker_args, failover):
     return counts, lost, workers, watcher
 
 
-@pytest.mark.parametrize("worker_args", WORKER_ARGS)
-def test_sigkill_of_the_primary(sset, spawn, worker_args):
+@pytest.mark.parametrize("worker_args,replicas,may_lose", WORKER_ARGS)
+def test_sigkill_of_the_primary(make_sset, spawn, worker_args, replicas, may_lose):
+    sset = make_sset(replicas)
+
     def failover():
         old = sset.kill_primary()
         return old, sset.wait_failover(old)
 
-    counts, lost, workers, watcher = flow_through_failover(sset, spawn, worker_args, failover)
+    counts, lost, workers, watcher = flow_through_failover(
+        sset, spawn, worker_args, failover, replicas_ack=0 if may_lose else 1)
+    if not may_lose:
+        assert not lost, f"{len(lost)} jobs a replica acknowledged were lost"
     assert counts.get("completed", 0) > 200
     for p in workers + [watcher]:
         assert "lost the connection to Redis" in p.log(), p.log()
