@@ -203,9 +203,10 @@ int bg__script_refused(const redisReply *r, const char **key, const char **what)
  * returned an error unusable). */
 typedef struct {
     redisContext *rc;
-    bg__tls_link *tls; /* for a rediss:// connection: rc talks to the pump through a socketpair */
-    long long id;      /* CLIENT ID */
-    char run_id[41];   /* the server's run_id */
+    bg__tls_link *tls;  /* for a rediss:// connection: rc talks to the pump through a socketpair */
+    long long id;       /* CLIENT ID */
+    char run_id[41];    /* the server's run_id */
+    int client_refused; /* the last open failed because Redis refused CLIENT SETNAME or ID */
     char sha[BG__LUA_COUNT][41];
     char err[BG__ERRLEN];
     int inflight;                      /* commands appended whose replies are still on the socket */

@@ -103,6 +103,12 @@ int bg__client_ensure(bg_client *c) {
         return BG_OK;
     bg__client_name(name, sizeof name, c->ns, c->role);
     int rc = bg__conn_open(&c->conn, &c->url, c->url_masked, name, c->timeout_ms);
+    if (rc != BG_OK && c->conn.client_refused && !c->url.hello) {
+        /* A server that forbids or renames CLIENT (docs/operations.md#liveness): a client's
+         * name is only for CLIENT LIST, and HELLO gives it without a CLIENT command. */
+        c->url.hello = 1;
+        rc = bg__conn_open(&c->conn, &c->url, c->url_masked, name, c->timeout_ms);
+    }
     if (rc != BG_OK)
         bg__client_fail(c, rc, "%s", c->conn.err);
     return rc;

@@ -268,6 +268,7 @@ static int take_reply(bg__conn *c, const handshake *h, int i, const redisReply *
         /* An ACL that forbids INFO only costs us the run_id. */
         if (i == h->info)
             return BG_OK;
+        c->client_refused = i == h->name || i == h->id;
         return bg__reply_error(c, r, c->err, sizeof c->err, "%s refused %s", url_masked,
                                i == h->name    ? "CLIENT SETNAME"
                                : i == h->id    ? "CLIENT ID"
@@ -325,6 +326,7 @@ int bg__conn_open(bg__conn *c, const bg__url *u, const char *url_masked, const c
     /* Taken before the sentinels are asked: a move heard meanwhile opens it again. */
     c->genp = u->gen;
     c->gen = u->gen ? atomic_load(u->gen) : 0;
+    c->client_refused = 0;
     int rc = dial(c, u, url_masked, timeout_ms);
     if (rc != BG_OK)
         return rc;

@@ -230,11 +230,32 @@ static int store_figure(bg_queue_status *qs, int i, const redisReply *r) {
     return 0;
 }
 
-/* Reads CLIENT LIST into the census; an error reply (an ACL without CLIENT) fails the read. */
-static int read_census(bg_client *c, const redisReply *r, bg__census *cc) {
-    if (r->type == REDIS_REPLY_ERROR)
-        return bg__reply_error(&c->conn, r, c->err, sizeof c->err, "status on %s: CLIENT LIST",
-                               c->url_masked);
+/* Where CLIENT LIST is refused or renamed (docs/operations.md#liveness): the census from the
+ * workers' heartbeats instead (NS:worker:<id>, bg_workers_list()), each worker with the fibers
+ * it runs. The figures of l are borrowed by cc. */
+static int census_from_heartbeats(bg_client *c, bg_workers **l, bg__census *cc) {
+    int rc = bg_workers_list(c, l);
+    if (rc != BG_OK)
+        return rc;
+    size_t n = bg_workers_count(*l);
+    if (n && !(cc->workers = calloc(n, sizeof *cc->workers)))
+        return bg__client_fail(c, BG_ENOMEM, "status: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const bg_worker_info *w = bg_workers_get(*l, i);
+        cc->workers[cc->nworkers++] =
+            (bg__census_worker){w->id, w->queues.s ? w->queues.s : "", w->queues.len,
+                                w->fibers > 0 ? (size_t)w->fibers : 0};
+    }
+    return BG_OK;
+}
+
+/* Reads CLIENT LIST into the census. An error reply (an ACL without CLIENT, a renamed command)
+ * sets *refused: the census comes from the heartbeats then. */
+static int read_census(bg_client *c, const redisReply *r, bg__census *cc, int *refused) {
+    if (r->type == REDIS_REPLY_ERROR) {
+        *refused = 1;
+        return BG_OK;
+    }
     if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)
         return bg__client_fail(c, BG_EPROTO, "status on %s: unexpected reply to CLIENT LIST",
                                c->url_masked);
@@ -247,6 +268,8 @@ static int read_census(bg_client *c, const redisReply *r, bg__census *cc) {
 static int read_figures(bg_client *c, bg_status *s, int64_t now_ms) {
     bg__census cc = {0};
     redisReply *list = NULL;
+    bg_workers *beats = NULL;
+    int refused = 0;
     bg__args a;
     const char *list_argv[] = {"CLIENT", "LIST"};
     int rc = bg__conn_append(&c->conn, 2, list_argv, NULL);
@@ -274,7 +297,7 @@ static int read_figures(bg_client *c, bg_status *s, int64_t now_ms) {
         if (k == 0) {
             /* Kept until the counting below: the census borrows the worker names from it. */
             list = r;
-            rc = read_census(c, r, &cc);
+            rc = read_census(c, r, &cc, &refused);
             continue;
         }
         size_t qi = (k - 1) / PER_QUEUE;
@@ -288,6 +311,8 @@ static int read_figures(bg_client *c, bg_status *s, int64_t now_ms) {
                                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
     }
+    if (rc == BG_OK && refused)
+        rc = census_from_heartbeats(c, &beats, &cc);
     for (size_t i = 0; i < s->n && rc == BG_OK; i++) {
         census_count(&cc, &s->q[i]);
         if (rerun[i])
@@ -296,6 +321,7 @@ static int read_figures(bg_client *c, bg_status *s, int64_t now_ms) {
     free(rerun);
     freeReplyObject(list);
     bg__census_free(&cc);
+    bg_workers_free(beats);
     return rc;
 }
 

@@ -18,7 +18,8 @@ import redis
 from conftest import TOP, clients_named, exe, run, wait_for
 
 PASSWORD = "s3cret"
-USERS = ("bg-worker", "bg-watcher", "bg-cli", "bg-producer")
+USERS = ("bg-worker", "bg-watcher", "bg-cli", "bg-producer", "bg-worker-lease",
+         "bg-watcher-lease")
 
 
 def doc_acls():
@@ -26,12 +27,12 @@ def doc_acls():
     with open(os.path.join(TOP, "docs", "operations.md")) as f:
         text = f.read()
     found = {}
-    for m in re.finditer(r"^ACL SETUSER (bg-[a-z]+) (.*)$", text, re.M):
+    for m in re.finditer(r"^ACL SETUSER (bg-[a-z-]+) (.*)$", text, re.M):
         found[m.group(1)] = m.group(2).split()
     assert set(found) == set(USERS), f"docs/operations.md gives users {sorted(found)}"
     # docs/watcher.md repeats the watcher's line: the same one.
     with open(os.path.join(TOP, "docs", "watcher.md")) as f:
-        for m in re.finditer(r"^ACL SETUSER (bg-[a-z]+) (.*)$", f.read(), re.M):
+        for m in re.finditer(r"^ACL SETUSER (bg-[a-z-]+) (.*)$", f.read(), re.M):
             assert m.group(2).split() == found[m.group(1)], "docs/watcher.md differs"
     return found
 
@@ -191,6 +192,48 @@ def test_worker_and_watcher_do_their_whole_job_under_their_users(rs, admin, spaw
     assert acl_log(admin) == [("bg-worker", "toplevel", "config|get")], acl_log(admin)
 
 
+def test_lease_worker_and_watcher_do_their_job_with_no_client_command(rs, admin, spawn, users):
+    """docs/operations.md#liveness: under the -lease users, which hold no CLIENT subcommand."""
+    r = rs.client(db=1)
+    p = as_user(rs, "bg-producer")
+    noop = [produce(p, "bg.noop") for _ in range(5)]
+    flaky = produce(p, "bg.fail", '{"err":"Boom","msg":"no"}', rty=1)
+    watcher = spawn([exe("bg-watcher"), "-r", users["bg-watcher-lease"], "--liveness", "lease",
+                     "-i", "0.1", "--grace", "0.2"])
+    worker = spawn([exe("bg-worker"), "-r", users["bg-worker-lease"], "--liveness", "lease",
+                    "--lease", "500ms", "-c", "2", "-e", "nap=sleep 60"])
+    wait_for(lambda: r.zcard("bg:completed:default") == 5, what="the jobs to complete")
+    assert all(r.hget(f"bg:jobs:{j}", "att") == "1" for j in noop)
+    # The failure is retried through the watcher, then dead.
+    wait_for(lambda: r.zscore("bg:scheduled:default", flaky) is not None, what="the retry")
+    r.zadd("bg:scheduled:default", {flaky: 0}, xx=True)
+    wait_for(lambda: r.zscore("bg:dead:default", flaky) is not None, what="the dead job")
+
+    # A fiber whose connection is killed re-owns its attempt (reown.lua), lease and all.
+    nap = produce(p, "nap")
+    aid = wait_for(lambda: next(iter(r.smembers("bg:processing:default")), None),
+                   what="the nap to start")
+    wrk, lse = r.hmget(f"bg:attempts:{aid}", "wrk", "lse")
+    admin.client_kill_filter(_id=wrk)
+    wait_for(lambda: r.hget(f"bg:attempts:{aid}", "wrk") not in (None, wrk),
+             what="the attempt to be re-owned")
+    assert r.hget(f"bg:attempts:{aid}", "lse") == lse and r.exists(f"bg:lease:{lse}")
+    # SIGKILL: once the lease is gone the watcher fails the attempt and the job is retried.
+    worker.signal(signal.SIGKILL)
+    worker.wait()
+    wait_for(lambda: r.hget(f"bg:attempts:{aid}", "err") == "Worker Timeout", timeout=5,
+             what="the vanished worker's attempt to fail")
+    assert r.zscore("bg:scheduled:default", nap) is not None
+    assert watcher.proc.poll() is None, watcher.log()
+
+    # What was refused: the optional wake-ups (CLIENT TRACKING), once a connection that asks,
+    # and the worker's look at maxmemory-policy; nothing else.
+    assert {o for _, _, o in acl_log(admin)} <= {"client|tracking", "config|get"}, acl_log(admin)
+    for log in (worker.log(), watcher.log()):
+        assert all("CLIENT TRACKING refused" in ln for ln in log.splitlines()
+                   if "NOPERM" in ln), log
+
+
 def test_cli_does_its_whole_job_under_its_user(rs, admin, users):
     r = rs.client(db=1)
     url = users["bg-cli"]
@@ -273,8 +316,12 @@ def test_each_user_is_refused_what_lies_outside_its_grant(rs, admin, users, user
         assert_refused(c.lpop, "bg:ready:default")
         assert_refused(c.delete, "bg:ready:default")
         assert_refused(c.lrem, "bg:ready:default", 0, "j")
-    if user in ("bg-worker", "bg-producer"):
+    if user in ("bg-worker", "bg-producer", "bg-worker-lease", "bg-watcher-lease"):
         assert_refused(c.execute_command, "CLIENT", "LIST")
+    if user.endswith("-lease"):
+        # The lease users are those of a server without CLIENT: not one subcommand is granted.
+        for cmd in (["SETNAME", "x"], ["ID"], ["TRACKING", "ON"], ["LIST"], ["INFO"]):
+            assert_refused(c.execute_command, "CLIENT", *cmd)
     # Under another namespace a program gets nowhere.
     if user == "bg-cli":
         res = run([exe("bg-cli"), "-r", users[user], "-n", "other", "enqueue", "bg.noop"])

@@ -6,6 +6,7 @@ times over and is not failed; a SIGSTOPped worker past its lease counts as vanis
 watcher reports (and never fails) the attempts its test cannot judge; bad values are usage
 errors."""
 
+import json
 import signal
 import time
 import uuid
@@ -207,3 +208,23 @@ def test_help_names_the_options(rs):
     for prog in ("bg-worker", "bg-watcher"):
         assert "--liveness" in run([exe(prog), "-h"]).stdout
     assert "--lease D" in run([exe("bg-worker"), "-h"]).stdout
+
+
+def test_cli_status_counts_workers_from_heartbeats_when_client_list_is_refused(rs, r, spawn,
+                                                                                url):
+    lease_worker(spawn, url, "-c", "3", "-q", "high,low")
+    wait_for(lambda: r.scard("bg:workers") == 1, what="the heartbeat")
+    pre = [exe("bg-cli"), "-r", url]
+    p = run(pre + ["status", "-q", "high,low,other", "--json"])
+    assert p.returncode == 0, p.stderr
+    q = {e["name"]: e for e in json.loads(p.stdout)["queues"]}
+    assert (q["high"]["workers"], q["high"]["fibers"]) == (1, 3), q
+    assert (q["low"]["workers"], q["low"]["fibers"]) == (1, 3), q
+    assert (q["other"]["workers"], q["other"]["fibers"]) == (0, 0), q
+    p = run(pre + ["workers", "--json"])
+    assert p.returncode == 0, p.stderr
+    assert [w["fibers"] for w in json.loads(p.stdout)["workers"]] == [3], p.stdout
+    assert run(pre + ["ping"]).returncode == 0
+    # bg-cli tried CLIENT, was refused, and did without: its name came with HELLO, its census
+    # from the heartbeats. Nothing else was refused.
+    assert all(o.startswith("client|") for o in refused(r)), refused(r)

@@ -32,6 +32,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int64_t t = 0;
     (void)bgc_parse_time_ms(s, &t);
 
+    /* --liveness takes its two words exactly, nothing else. */
+    bg_liveness lv = BG_LIVENESS_CLIENTID;
+    int taken = bgc_parse_liveness(s, &lv) == 0;
+    if (taken != (strcmp(s, "clientid") == 0 || strcmp(s, "lease") == 0) ||
+        (taken && lv != (strcmp(s, "lease") == 0 ? BG_LIVENESS_LEASE : BG_LIVENESS_CLIENTID)))
+        abort();
+
     check_int(s, 0, 1000000);
     check_int(s, -5, 5);
     check_int(s, INT64_MIN, INT64_MAX);

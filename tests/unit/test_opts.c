@@ -225,6 +225,22 @@ static void test_queue_lists(void **state) {
     bgc_free_list(NULL, 0);
 }
 
+static void test_liveness(void **state) {
+    (void)state;
+    bg_liveness lv = BG_LIVENESS_LEASE;
+    assert_int_equal(bgc_parse_liveness("clientid", &lv), 0);
+    assert_int_equal(lv, BG_LIVENESS_CLIENTID);
+    assert_int_equal(bgc_parse_liveness("lease", &lv), 0);
+    assert_int_equal(lv, BG_LIVENESS_LEASE);
+    const char *bad[] = {"", "Lease", "lease ", " lease", "leases", "client", "clientid\n", NULL};
+    for (int i = 0; bad[i]; i++) {
+        lv = BG_LIVENESS_LEASE;
+        assert_int_equal(bgc_parse_liveness(bad[i], &lv), -1);
+        assert_int_equal(lv, BG_LIVENESS_LEASE); /* untouched */
+    }
+    assert_int_equal(bgc_parse_liveness(NULL, &lv), -1);
+}
+
 static void test_env_defaults(void **state) {
     (void)state;
     unsetenv("BG_REDIS_URL");
@@ -254,7 +270,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),    cmocka_unit_test(test_times),
         cmocka_unit_test(test_ints),         cmocka_unit_test(test_queue_lists),
-        cmocka_unit_test(test_env_defaults),
+        cmocka_unit_test(test_env_defaults), cmocka_unit_test(test_liveness),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
