@@ -377,7 +377,10 @@ static int start(bg_worker *w, run_state *s, char *errbuf, size_t errlen) {
     s->m.delay_ms = BG__REDIAL_MS;
     int rc = main_connect(w, &s->m);
     if (rc == BG_EREDIS || rc == BG_EACL || rc == BG_ENOMEM || rc == BG_ENOMASTER) {
-        bg__fmt(errbuf, errlen, "%s", s->m.n.conn.err);
+        bg__fmt(errbuf, errlen, "%s%s", s->m.n.conn.err,
+                s->m.n.conn.client_refused ? " (where CLIENT is forbidden, run workers and "
+                                             "watchers with --liveness lease)"
+                                           : "");
         return rc;
     }
     if (rc != BG_OK) {

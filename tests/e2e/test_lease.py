@@ -228,3 +228,10 @@ def test_cli_status_counts_workers_from_heartbeats_when_client_list_is_refused(r
     # bg-cli tried CLIENT, was refused, and did without: its name came with HELLO, its census
     # from the heartbeats. Nothing else was refused.
     assert all(o.startswith("client|") for o in refused(r)), refused(r)
+
+
+def test_clientid_worker_refused_client_says_to_use_leases(rs, r, url):
+    p = run([exe("bg-worker"), "-r", url, "-c", "1"], timeout=10)
+    assert p.returncode == 1, p.stderr
+    assert "refused CLIENT SETNAME" in p.stderr and \
+        "run workers and watchers with --liveness lease" in p.stderr, p.stderr
