@@ -19,7 +19,8 @@ typedef struct {
     const char *url;
     const char *ns;
     bg_client *client;
-    bgc_tls tls; /* --tls-*, else the environment's */
+    bgc_tls tls;                  /* --tls-*, else the environment's */
+    bg_replicas_options replicas; /* a command's --min-replicas-*, for its client */
 } cli_ctx;
 
 /* One entry of the command table, in the manner of tmux: its name, its usage line (the part

@@ -19,6 +19,7 @@ typedef struct {
     const char *arg;
     int from_stdin;
     int json; /* one {"job": UUID} a line instead of the bare UUID */
+    bgc_replicas replicas;
 } enqueue_opts;
 
 static void print_id(const enqueue_opts *o, const char *id) {
@@ -76,9 +77,13 @@ static int parse(const cli_cmd *self, int argc, char **argv, enqueue_opts *o, in
                                              {"retries", required_argument, NULL, 'R'},
                                              {"json", no_argument, NULL, 'j'},
                                              {"help", no_argument, NULL, 'h'},
+                                             BGC_REPLICAS_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     int c, have_in = 0, have_at = 0, rc;
+    char err[512];
     while ((c = getopt_long(argc, argv, ":q:h", longopts, NULL)) != -1) {
+        if (bgc_replicas_option(&o->replicas, c, optarg))
+            continue;
         if (c == 'h') {
             *done = 1;
             return cli_help(self);
@@ -94,6 +99,8 @@ static int parse(const cli_cmd *self, int argc, char **argv, enqueue_opts *o, in
     }
     if (have_in && have_at)
         return cli_usage_error(self, "--in and --at cannot be used together");
+    if (bgc_replicas_check(&o->replicas, err, sizeof err) != 0)
+        return cli_usage_error(self, "%s", err);
     if (optind >= argc)
         return cli_usage_error(self, "which class? give CLASS [ARG]");
     if (argc - optind > 2)
@@ -112,9 +119,12 @@ static int enqueue_one(cli_ctx *ctx, const cli_cmd *self, enqueue_opts *o) {
     o->spec.arg = o->arg;
     o->spec.arg_len = strlen(o->arg);
     int rc = bg_enqueue(ctx->client, &o->spec, id);
+    /* Too few replicas acknowledged: the job is on the primary, so its UUID is printed, and
+     * the exit status says it may not survive a failover. */
+    if (rc == BG_OK || rc == BG_EREPLICAS)
+        print_id(o, id);
     if (rc != BG_OK)
         return cli_fail(ctx, self, rc);
-    print_id(o, id);
     return CLI_EXIT_OK;
 }
 
@@ -181,9 +191,11 @@ static int enqueue_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv
     int done = 0;
     memset(&o, 0, sizeof o);
     bg_job_spec_init(&o.spec);
+    bgc_replicas_init(&o.replicas);
     int status = parse(self, argc, argv, &o, &done);
     if (status != 0 || done)
         return status;
+    ctx->replicas = o.replicas.opts;
     if ((status = cli_client(ctx, self)) != 0)
         return status;
     return o.from_stdin ? enqueue_stdin(ctx, self, &o) : enqueue_one(ctx, self, &o);
@@ -191,7 +203,8 @@ static int enqueue_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv
 
 const cli_cmd cli_cmd_enqueue = {
     "enqueue",
-    "CLASS [ARG|-] [-q QUEUE] [--in DURATION | --at TIME] [--retries N] [--json]",
+    "CLASS [ARG|-] [-q QUEUE] [--in DURATION | --at TIME] [--retries N] [--json]\n"
+    "        [--min-replicas-ack N] [--min-replicas-timeout DURATION]",
     "Enqueues a job of class CLASS with the arguments ARG (default {}, stored byte for byte)\n"
     "and prints its UUID. With ARG '-', enqueues one job a line of standard input (the line\n"
     "is its ARG) and prints one UUID a line, in the same order.\n\n"
@@ -202,6 +215,11 @@ const cli_cmd cli_cmd_enqueue = {
     "                      YYYY-MM-DDTHH:MM:SS[.fff] with Z or +HH:MM\n"
     "      --retries N     retry it at most N times (default: the worker's --retries)\n"
     "      --json          print {\"job\": UUID} (one a line) instead of the bare UUID\n"
+    "      --min-replicas-ack N  after each write, wait for N replicas to hold it; fewer\n"
+    "                      within the timeout: the UUIDs are printed, exit 1 (default\n"
+    "                      $BG_MIN_REPLICAS_ACK, else 0: off)\n"
+    "      --min-replicas-timeout D  how long to wait (default $BG_MIN_REPLICAS_TIMEOUT,\n"
+    "                      else 1s)\n"
     "  -h, --help          this help\n",
     enqueue_exec,
 };

@@ -83,6 +83,7 @@ int cli_client(cli_ctx *ctx, const cli_cmd *cmd) {
     o.ns = ctx->ns;
     o.role = "cli";
     o.tls = ctx->tls.tls;
+    o.replicas = ctx->replicas;
     char err[512];
     if (bgc_tls_check(&ctx->tls, ctx->url, err, sizeof err) != 0)
         return cli_usage_error(NULL, "%s", err);
@@ -188,7 +189,7 @@ static int parse_global(int argc, char **argv, cli_ctx *ctx, int *done) {
 }
 
 int main(int argc, char **argv) {
-    cli_ctx ctx = {NULL, NULL, NULL, {{NULL, NULL, NULL, NULL}, {NULL, NULL, NULL, NULL}}};
+    cli_ctx ctx = {NULL, NULL, NULL, {{NULL, NULL, NULL, NULL}, {NULL, NULL, NULL, NULL}}, {0, 0}};
     int done;
     /* A Redis connection that drops must not kill the program while it writes to it. */
     signal(SIGPIPE, SIG_IGN);

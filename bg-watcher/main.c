@@ -24,7 +24,7 @@ static void usage(FILE *out) {
             "                  [--liveness clientid|lease] [-v]\n"
             "                  [--log-format text|json] [--tls-ca-cert FILE]\n"
             "                  [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n"
-            "                  [-V] [-h]\n"
+            "                  [--min-replicas-ack N] [--min-replicas-timeout D] [-V] [-h]\n"
             "\n"
             "  -q, --queue Q[,Q...]         queues to watch (default: every known queue)\n"
             "  -r, --redis URL              Redis URL (default $BG_REDIS_URL, $REDIS_URL,\n"
@@ -51,6 +51,10 @@ static void usage(FILE *out) {
             "      --tls-key FILE           its private key ($BG_TLS_KEY)\n"
             "      --tls-server-name N      the name the server's certificate must hold\n"
             "                               (default $BG_TLS_SERVER_NAME, else the URL's host)\n"
+            "      --min-replicas-ack N     after each pass's writes, wait for N replicas to\n"
+            "                               hold them (default $BG_MIN_REPLICAS_ACK, else 0: off)\n"
+            "      --min-replicas-timeout D how long to wait for them (default\n"
+            "                               $BG_MIN_REPLICAS_TIMEOUT, else 1s)\n"
             "  -V, --version                print the version\n"
             "  -h, --help                   print this help\n"
             "Durations: 30, 1.5s, 250ms, 5m, 2h, 1d; 0 keeps none.\n");
@@ -155,6 +159,7 @@ int main(int argc, char **argv) {
     o.log = bgc_logger(&d.log);
     o.events = bgc_service_events(&service);
     o.tls = d.tls.tls;
+    o.replicas = d.replicas.opts;
 
     bg_watcher *w;
     if (bg_watcher_new(&w, &o, err, sizeof err) != BG_OK)

@@ -18,7 +18,8 @@ static void usage(FILE *out) {
             "                 [--job-timeout SECONDS] [--shutdown-timeout SECONDS]\n"
             "                 [--liveness clientid|lease] [--lease DURATION] [-v]\n"
             "                 [--log-format text|json] [--tls-ca-cert FILE]\n"
-            "                 [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] [-V] [-h]\n"
+            "                 [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]\n"
+            "                 [--min-replicas-ack N] [--min-replicas-timeout D] [-V] [-h]\n"
             "\n"
             "  -q, --queue Q[,Q...]      queues in priority order (default: default)\n"
             "  -c, --concurrency N       fibers, each with its own connection (default 10)\n"
@@ -44,6 +45,11 @@ static void usage(FILE *out) {
             "      --tls-key FILE        its private key ($BG_TLS_KEY)\n"
             "      --tls-server-name N   the name the server's certificate must hold\n"
             "                            (default $BG_TLS_SERVER_NAME, else the URL's host)\n"
+            "      --min-replicas-ack N  after each claim and batch of outcomes, wait for N\n"
+            "                            replicas to hold them (default $BG_MIN_REPLICAS_ACK,\n"
+            "                            else 0: off)\n"
+            "      --min-replicas-timeout D  how long to wait for them (default\n"
+            "                            $BG_MIN_REPLICAS_TIMEOUT, else 1s)\n"
             "  -V, --version             print the version\n"
             "  -h, --help                print this help\n");
 }
@@ -168,6 +174,7 @@ int main(int argc, char **argv) {
     o.log = bgc_logger(&d.log);
     o.events = bgc_service_events(&service);
     o.tls = d.tls.tls;
+    o.replicas = d.replicas.opts;
 
     bg_worker *w;
     int rc = bg_worker_new(&w, &o, err, sizeof err);

@@ -70,6 +70,36 @@ int bgc_tls_option(bgc_tls *t, int ch, const char *arg);
  * naming the option (or variable) in err. */
 int bgc_tls_check(const bgc_tls *t, const char *url, char *err, size_t errlen);
 
+/* ---- replicas.c ---- */
+
+/* --min-replicas-ack N and --min-replicas-timeout DURATION (docs/operations.md#replicas-and-
+ * failover), taken by bg-worker, bg-watcher and bg-cli enqueue, each defaulting to its
+ * environment variable BG_MIN_REPLICAS_ACK, BG_MIN_REPLICAS_TIMEOUT. The values are kept as
+ * given and parsed by bgc_replicas_check(), so a bad one is reported naming where it came from
+ * (the option or the variable). */
+typedef struct {
+    bg_replicas_options opts; /* filled by bgc_replicas_check() */
+    const char *value[2];     /* ack, timeout: as given, NULL when not */
+    const char *from[2];      /* "--min-replicas-ack" or "BG_MIN_REPLICAS_ACK", ... */
+} bgc_replicas;
+
+#define BGC_OPT_MIN_REPLICAS_ACK 240
+#define BGC_OPT_MIN_REPLICAS_TIMEOUT 241
+#define BGC_REPLICAS_LONGOPTS                                                                      \
+    {"min-replicas-ack", required_argument, NULL, BGC_OPT_MIN_REPLICAS_ACK}, {                     \
+        "min-replicas-timeout", required_argument, NULL, BGC_OPT_MIN_REPLICAS_TIMEOUT              \
+    }
+
+/* Fills r from the environment (an empty variable counts as unset). */
+void bgc_replicas_init(bgc_replicas *r);
+/* Takes the value of one of BGC_REPLICAS_LONGOPTS (ch its code): returns 1, or 0 for another
+ * ch. */
+int bgc_replicas_option(bgc_replicas *r, int ch, const char *arg);
+/* Parses the values into r->opts: the ack a whole number from 0 (off) to BG_REPLICAS_MAX, the
+ * timeout a duration above 0 and at most BG_REPLICAS_TIMEOUT_MAX ms. Returns 0, or -1 with a
+ * message naming the option (or variable) and the value in err. */
+int bgc_replicas_check(bgc_replicas *r, char *err, size_t errlen);
+
 /* ---- log.c ---- */
 
 typedef struct {
@@ -83,8 +113,8 @@ typedef struct {
 void bgc_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 __attribute__((noreturn));
 
-/* The options bg-worker and bg-watcher take alike: -q, -r, -n, -v, --log-format, -V, -h and
- * the TLS options.
+/* The options bg-worker and bg-watcher take alike: -q, -r, -n, -v, --log-format, -V, -h, the
+ * TLS options and --min-replicas-*.
  * Each program lists BGC_DAEMON_LONGOPTS among its long options and BGC_DAEMON_SHORTOPTS in
  * its option string, handles its own options, and hands every other getopt_long result to
  * bgc_daemon_option(). */
@@ -95,7 +125,8 @@ typedef struct {
     char **queues;          /* -q, every one given, in order */
     size_t nqueues;
     bgc_log_config log;
-    bgc_tls tls; /* --tls-*, else the environment's */
+    bgc_tls tls;           /* --tls-*, else the environment's */
+    bgc_replicas replicas; /* --min-replicas-*, else the environment's */
 } bgc_daemon;
 
 #define BGC_OPT_LOG_FORMAT 255
@@ -104,15 +135,16 @@ typedef struct {
     {"queue", required_argument, NULL, 'q'}, {"redis", required_argument, NULL, 'r'},              \
         {"namespace", required_argument, NULL, 'n'}, {"verbose", no_argument, NULL, 'v'},          \
         {"log-format", required_argument, NULL, BGC_OPT_LOG_FORMAT},                               \
-        {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, BGC_TLS_LONGOPTS
+        {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, BGC_TLS_LONGOPTS,   \
+        BGC_REPLICAS_LONGOPTS
 
 void bgc_daemon_init(bgc_daemon *d, const char *prog, void (*usage)(FILE *f));
 /* Takes one of the shared options, or reports what getopt_long refused; exits 0 after -V and
  * -h, 2 on a usage error. */
 void bgc_daemon_option(bgc_daemon *d, int ch, const char *arg, char **argv);
 /* After the options: no operand left, a URL that parses, a valid namespace, TLS options that
- * fit the URL; else exits 2. */
-void bgc_daemon_check(const bgc_daemon *d, int argc, char **argv);
+ * fit the URL, replica options that parse (into d->replicas.opts); else exits 2. */
+void bgc_daemon_check(bgc_daemon *d, int argc, char **argv);
 void bgc_daemon_free(bgc_daemon *d);
 
 /* Installs fn for sig with SA_RESTART. fn must only set a flag (or call an async-signal-safe

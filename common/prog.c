@@ -26,11 +26,12 @@ void bgc_daemon_init(bgc_daemon *d, const char *prog, void (*usage)(FILE *f)) {
     d->ns = bgc_default_ns();
     d->log.level = BG_LOG_INFO;
     bgc_tls_init(&d->tls);
+    bgc_replicas_init(&d->replicas);
 }
 
 void bgc_daemon_option(bgc_daemon *d, int ch, const char *arg, char **argv) {
     char err[256];
-    if (bgc_tls_option(&d->tls, ch, arg))
+    if (bgc_tls_option(&d->tls, ch, arg) || bgc_replicas_option(&d->replicas, ch, arg))
         return;
     switch (ch) {
     case 'q':
@@ -66,7 +67,7 @@ void bgc_daemon_option(bgc_daemon *d, int ch, const char *arg, char **argv) {
     }
 }
 
-void bgc_daemon_check(const bgc_daemon *d, int argc, char **argv) {
+void bgc_daemon_check(bgc_daemon *d, int argc, char **argv) {
     char err[1024];
     if (optind < argc)
         bgc_usage_error(d->prog, "unexpected argument '%s'", argv[optind]);
@@ -75,6 +76,8 @@ void bgc_daemon_check(const bgc_daemon *d, int argc, char **argv) {
     if (!bg_namespace_valid(d->ns))
         bgc_usage_error(d->prog, "invalid namespace '%s': 1 to 64 of A-Z a-z 0-9 _ . -", d->ns);
     if (bgc_tls_check(&d->tls, d->url, err, sizeof err) != 0)
+        bgc_usage_error(d->prog, "%s", err);
+    if (bgc_replicas_check(&d->replicas, err, sizeof err) != 0)
         bgc_usage_error(d->prog, "%s", err);
 }
 

@@ -186,6 +186,7 @@ typedef enum {
     BG__LUA_DEAD,
     BG__LUA_PURGE,
     BG__LUA_CANCEL,
+    BG__LUA_TOUCH,
     BG__LUA_COUNT
 } bg__script_id;
 
@@ -278,6 +279,35 @@ int bg__reply_code(const redisReply *r);
  * c->err. Returns bg__reply_code(r). */
 int bg__reply_error(const bg__conn *c, const redisReply *r, char *err, size_t errlen,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* ---- replicas.c: WAIT after writes (docs/operations.md#replicas-and-failover) ---- */
+
+/* bg_replicas_options, checked: min_ack 0 (off) or more, the timeout in whole ms (never 0,
+ * which would make WAIT block for ever). */
+typedef struct {
+    int min_ack;
+    int timeout_ms;
+} bg__replicas;
+
+/* Checks o (NULL: off) into r. BG_OK, or BG_EINVAL with a message in err. */
+int bg__replicas_init(bg__replicas *r, const bg_replicas_options *o, char *err, size_t errlen);
+
+/* Appends WAIT min_ack timeout_ms to c's pipeline, behind the writes it is to cover (nothing
+ * may be appended behind it). BG_OK (also when r is off: nothing appended), or as
+ * bg__conn_append(). */
+int bg__replicas_append(bg__conn *c, const bg__replicas *r);
+
+/* Reads the reply of the WAIT bg__replicas_append() appended (nothing when r is off: BG_OK).
+ * When a script before it was run again after NOSCRIPT (the WAIT's reply was read ahead, and
+ * covers none of the rerun's writes), it waits again, now. Returns BG_OK when at least min_ack
+ * replicas acknowledged, BG_EREPLICAS when fewer did (how many in *acked), or BG_EIO, BG_EACL,
+ * BG_EREDIS (a replica, or a server that refuses WAIT), BG_EPROTO, with a message in err (of
+ * errlen bytes) that names the server as what. */
+int bg__replicas_reply(bg__conn *c, const bg__replicas *r, long long *acked, const char *what,
+                       char *err, size_t errlen);
+
+/* The socket timeout a connection needs when each call may wait up to r's timeout more. */
+int bg__replicas_socket_timeout(const bg__replicas *r, int base_ms);
 
 /* ---- notify.c: waiting for key changes without popping ---- */
 
@@ -484,6 +514,7 @@ struct bg_client {
     bg__url url;
     int timeout_ms;
     bg_logger log;
+    bg__replicas replicas;
     bg__conn conn;
     char err[BG__ERRLEN];
 };

@@ -60,6 +60,8 @@ static int client_init(bg_client *c, const bg_client_options *opts) {
     if (!bg_namespace_valid(c->ns))
         return bg__client_fail(c, BG_EINVAL, "invalid namespace '%s': 1 to 64 of A-Z a-z 0-9 _ . -",
                                c->ns);
+    if (bg__replicas_init(&c->replicas, &opts->replicas, c->err, sizeof c->err) != BG_OK)
+        return BG_EINVAL;
     return bg__url_parse_tls(url, &opts->tls, &c->url, c->err, sizeof c->err);
 }
 
@@ -111,6 +113,8 @@ int bg__client_ensure(bg_client *c) {
     }
     if (rc != BG_OK)
         bg__client_fail(c, rc, "%s", c->conn.err);
+    else /* a call's WAIT may take the replicas' timeout on top of the call's own */
+        bg__conn_set_timeout(&c->conn, bg__replicas_socket_timeout(&c->replicas, c->timeout_ms));
     return rc;
 }
 

@@ -102,7 +102,7 @@ typedef struct {
 } chunk;
 
 static int send_chunk(bg_client *c, chunk *k, const bg_job_spec *specs, size_t n, bg_uuid *ids,
-                      const char *after) {
+                      const char *after, int last) {
     bg__args_init(&k->a);
     k->n = n;
     /* One getrandom() for the chunk's UUIDs: bg_uuid_new() makes several system calls each. */
@@ -112,6 +112,9 @@ static int send_chunk(bg_client *c, chunk *k, const bg_job_spec *specs, size_t n
     for (size_t i = 0; i < n;)
         i += add_run(&k->a, specs + i, n - i, ids + i);
     int rc = bg__conn_append_eval(&c->conn, BG__LUA_ENQUEUE, 0, &k->a);
+    /* Behind the last chunk, in the same round trip: the WAIT that covers every chunk. */
+    if (rc == BG_OK && last)
+        rc = bg__replicas_append(&c->conn, &c->replicas);
     if (rc == BG_OK)
         rc = bg__conn_flush(&c->conn);
     return rc == BG_OK ? BG_OK
@@ -130,10 +133,34 @@ static int chunk_reply(bg_client *c, chunk *k) {
     return rc;
 }
 
+/* Reads the WAIT sent behind the last chunk (--min-replicas-ack). rc: how the chunks went;
+ * after a failed chunk the WAIT's reply is only read, so that the next call does not take it
+ * for its own. Returns rc, or what the WAIT says when every chunk was written. */
+static int replicas_reply(bg_client *c, int rc) {
+    long long acked;
+    char what[600], err[BG__ERRLEN];
+    if (rc != BG_OK) {
+        redisReply *r = bg__conn_reply(&c->conn);
+        if (r)
+            freeReplyObject(r);
+        return rc;
+    }
+    bg__fmt(what, sizeof what, "enqueue on %s", c->url_masked);
+    rc = bg__replicas_reply(&c->conn, &c->replicas, &acked, what, err, sizeof err);
+    if (rc == BG_EREPLICAS)
+        return bg__client_fail(c, rc,
+                               "%s: %lld of %d replicas acknowledged within %d ms; the job is on "
+                               "the primary, but a failover now could lose it",
+                               what, acked, c->replicas.min_ack, c->replicas.timeout_ms);
+    if (rc != BG_OK)
+        return bg__client_fail(c, rc, "%s", err);
+    return BG_OK;
+}
+
 int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *ids, size_t *done) {
     size_t ok_total = 0, sent = 0;
     chunk fly[2]; /* two chunks in flight: Redis runs one while the next is on its way */
-    int nfly = 0, rc = BG_OK;
+    int nfly = 0, rc = BG_OK, waiting = 0;
     if (done)
         *done = 0;
     if (!c || (n && (!specs || !ids)))
@@ -149,7 +176,9 @@ int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *i
             size_t len = n - sent < BULK_CHUNK ? n - sent : BULK_CHUNK;
             /* The chunk before, unanswered: this one writes only if that one did. */
             const char *after = nfly ? ids[sent - 1] : NULL;
-            if ((rc = send_chunk(c, &fly[nfly], specs + sent, len, ids + sent, after)) != BG_OK) {
+            waiting = sent + len == n && c->replicas.min_ack > 0;
+            if ((rc = send_chunk(c, &fly[nfly], specs + sent, len, ids + sent, after,
+                                 sent + len == n)) != BG_OK) {
                 bg__args_free(&fly[nfly].a);
                 break;
             }
@@ -174,6 +203,8 @@ int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *i
         if (rc != BG_OK && !nfly)
             break;
     }
+    if (waiting && bg__conn_ok(&c->conn))
+        rc = replicas_reply(c, rc);
     if (done)
         *done = ok_total;
     return rc;

@@ -211,13 +211,14 @@ static void unclaim(bg__fiber *f) {
  * left for the next round trip otherwise (a quiet fiber). */
 static void flush(bg__fiber *f) {
     double delay = BG__RETRY_MS;
-    while ((f->npending || f->nlimbo) && !atomic_load(&f->w->req_halt)) {
-        int before = f->npending + f->nlimbo;
+    f->claim_held = 0; /* nothing is left to start */
+    while ((f->npending || f->nlimbo || f->nunacked) && !atomic_load(&f->w->req_halt)) {
+        int before = f->npending + f->nlimbo + f->nunacked;
         int rc = bg__fiber_round_trip(f, 0);
-        if (rc >= 0 && f->npending + f->nlimbo < before)
+        if (rc >= 0 && f->npending + f->nlimbo + f->nunacked < before)
             continue;
         if (rc >= 0 && !f->nlimbo && !bg__fiber_fresh_pending(f)) {
-            /* Only refused outcomes are left. */
+            /* Only refused outcomes, or ones too few replicas hold, are left. */
             if (!bg__fiber_want_exit(f->w))
                 return;
             if (atomic_load(&f->w->cutoff)) {
@@ -226,6 +227,11 @@ static void flush(bg__fiber *f) {
                             "[%s] exiting with its outcome unrecorded (a key of the wrong type): "
                             "the attempt stays processing, for a watcher to fail",
                             f->pending[i].attempt);
+                if (f->nunacked)
+                    bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
+                            "fiber %d: exiting with %d recorded outcomes too few replicas "
+                            "acknowledged: a failover now would have them run again",
+                            f->index, f->nunacked);
                 return;
             }
         } else if (atomic_load(&f->w->cutoff)) {
@@ -249,6 +255,14 @@ static double claim_next(bg__fiber *f, int slow, double backoff) {
     int room = BG__PREFETCH_MAX;
     for (int i = 0; i < f->npending; i++)
         room -= f->pending[i].refused;
+    /* So do outcomes too few replicas acknowledged: the round trip's WAIT is their news. */
+    if (f->unacked && BG__UNACKED_MAX - f->nunacked - f->npending < room)
+        room = BG__UNACKED_MAX - f->nunacked - f->npending;
+    if (room <= 0 && f->nunacked) {
+        if (bg__fiber_round_trip(f, 0) < 0)
+            bg__sleep_ms(BG__FULL_WAIT_MS);
+        return 0;
+    }
     if (room <= 0) {
         bg__fiber_round_trip(f, 0);
         bg__sleep_ms(BG__FULL_WAIT_MS);
@@ -295,6 +309,14 @@ static void *fiber_main(void *arg) {
             wait_for_work(w, current_gen(w));
             continue;
         }
+        if (f->pos < f->nbatch && f->claim_held) {
+            /* The claim is on the primary only: its jobs start once replicas hold it, or, when
+             * the connection goes meanwhile, as re-owning finds them. */
+            if (bg__fiber_round_trip(f, 0) < 0)
+                bg__sleep_ms(BG__RETRY_MS);
+            continue;
+        }
+        f->claim_held = 0;
         if (f->pos < f->nbatch) {
             /* Prefetch grows only while jobs take under a millisecond. After a slow job the
              * rest of its batch goes back to its lists, so jobs do not wait behind one another,
@@ -341,7 +363,14 @@ int bg__fiber_start(bg_worker *w, int index, bg__fiber **out) {
         free(f);
         return BG_ENOMEM;
     }
+    if (w->replicas.min_ack > 0 &&
+        !(f->unacked = calloc(BG__UNACKED_MAX + BG__PENDING_MAX, sizeof *f->unacked))) {
+        free(f->skip);
+        free(f);
+        return BG_ENOMEM;
+    }
     if (bg__runner_start(&f->run, w) != BG_OK) {
+        free(f->unacked);
         free(f->skip);
         free(f);
         return BG_ESYS;
@@ -357,6 +386,7 @@ int bg__fiber_start(bg_worker *w, int index, bg__fiber **out) {
     }
     if (rc != 0) {
         bg__runner_end(&f->run);
+        free(f->unacked);
         free(f->skip);
         free(f);
         return BG_ESYS;
@@ -378,6 +408,7 @@ int bg__fiber_free(bg__fiber *f) {
         return 0;
     for (int i = 0; i < BG__PREFETCH_MAX; i++)
         bg__fiber_free_claimed(&f->batch[i]);
+    free(f->unacked);
     free(f->skip);
     free(f);
     return 1;

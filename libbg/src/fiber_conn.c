@@ -123,6 +123,48 @@ static int recorded_already(bg__fiber *f, const bg__outcome *p) {
     return ours;
 }
 
+void bg__fiber_resync(bg__fiber *f) {
+    bg__args a;
+    if (!f->nunacked)
+        return;
+    bg__args_init(&a);
+    bg__args_str(&a, f->w->key_prefix[BG__K_ATTEMPTS]);
+    bg__args_str(&a, f->w->key_prefix[BG__K_PROCESSING]);
+    for (int i = 0; i < f->nunacked; i++) {
+        bg__args_str(&a, f->unacked[i].attempt);
+        bg__args_str(&a, f->unacked[i].queue);
+    }
+    redisReply *r = a.oom ? NULL : bg__conn_eval(&f->conn, BG__LUA_TOUCH, 0, &a);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)f->nunacked) {
+        int keep = 0, again = 0;
+        for (int i = 0; i < f->nunacked; i++) {
+            const redisReply *e = r->element[i];
+            /* Lost with the server that recorded it: sent again (re-owned first, below). */
+            if (e->type == REDIS_REPLY_INTEGER && e->integer == 0 &&
+                f->npending < BG__PENDING_MAX) {
+                f->pending[f->npending] = f->unacked[i];
+                f->pending[f->npending++].refused = 0;
+                again++;
+            } else {
+                f->unacked[keep++] = f->unacked[i];
+            }
+        }
+        f->nunacked = keep;
+        if (again)
+            bg__log(&f->w->log, BG_LOG_WARN, BG__ROLE,
+                    "fiber %d: %d outcomes recorded before the connection was lost are not on "
+                    "this server (a failover lost them): sending them again",
+                    f->index, again);
+    } else if (r) {
+        bg__fiber_finding(f, BG_LOG_ERROR, "touch-error", 11,
+                          "checking outcomes too few replicas acknowledged failed: %s",
+                          r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    }
+    if (r)
+        freeReplyObject(r);
+    bg__args_free(&a);
+}
+
 static void reown(bg__fiber *f) {
     bg__args a;
     int n = 0;
@@ -196,12 +238,14 @@ int bg__fiber_reconnect(bg__fiber *f) {
     fiber_name(f, main_id, name, sizeof name);
     int rc = bg__conn_open(&f->conn, &f->w->url, f->w->url_masked, name, BG__CONNECT_TIMEOUT_MS);
     if (rc == BG_OK)
-        bg__conn_set_timeout(&f->conn, BG__FIBER_TIMEOUT_MS);
+        bg__conn_set_timeout(&f->conn,
+                             bg__replicas_socket_timeout(&f->w->replicas, BG__FIBER_TIMEOUT_MS));
     if (rc != BG_OK) {
         bg__log(&f->w->log, BG_LOG_DEBUG, BG__ROLE, "fiber %d: %s", f->index, f->conn.err);
         return rc;
     }
     f->named_for = main_id;
+    bg__fiber_resync(f);
     reown(f);
     bg__fiber_settle_limbo(f);
     if (!bg__conn_ok(&f->conn))
@@ -235,7 +279,8 @@ int bg__fiber_connect_loop(bg__fiber *f) {
         if (atomic_load(&f->w->cutoff))
             return BG_EIO;
         /* Stopping with nothing to record or hand back: no reason to wait for Redis. */
-        if (bg__fiber_want_exit(f->w) && f->npending == 0 && f->pos >= f->nbatch && f->nlimbo == 0)
+        if (bg__fiber_want_exit(f->w) && f->npending == 0 && f->pos >= f->nbatch &&
+            f->nlimbo == 0 && f->nunacked == 0)
             return BG_EIO;
         bg__sleep_ms(delay);
         delay = bg__backoff(delay);

@@ -27,6 +27,9 @@
 #define BG__RETRY_MS 50.0
 /* The wait, when refused outcomes fill the fiber, before it sends them again. */
 #define BG__FULL_WAIT_MS 200.0
+/* Outcomes a fiber keeps that were recorded but too few replicas acknowledged
+ * (--min-replicas-ack): past this many the fiber claims no more until they are. */
+#define BG__UNACKED_MAX 64
 /* A job that runs this long is slow: the outcomes before it in its batch are recorded while it
  * runs, and the jobs behind it go back to their lists when it ends. Far above a no-op's time,
  * even on a busy machine, so fast batches are never broken up. */
@@ -88,6 +91,15 @@ struct bg__fiber {
     int prefetch;
     bg_uuid limbo[BG__PREFETCH_MAX]; /* attempt UUIDs of a claim whose reply was lost */
     int nlimbo;
+    /* --min-replicas-ack (docs/operations.md#replicas-and-failover): outcomes recorded but not
+     * acknowledged by enough replicas yet, kept to be sent again after a reconnect (room for
+     * BG__UNACKED_MAX and a round trip's pending; NULL when the option is off); whether the
+     * batch's claim waits for its acknowledgement before its jobs start; whether the shortfall
+     * was said. */
+    bg__outcome *unacked;
+    int nunacked;
+    int claim_held;
+    int replicas_short;
     unsigned seed;         /* for the backoff's random part */
     unsigned char *skip;   /* per queue of w: 1 when it is paused (NS:paused) */
     int nskip;             /* how many are */
@@ -125,6 +137,9 @@ int bg__fiber_connect_loop(bg__fiber *f);
 void bg__fiber_rename(bg__fiber *f);
 /* Hands back whatever a claim whose reply was lost took. BG_OK once nothing is in limbo. */
 int bg__fiber_settle_limbo(bg__fiber *f);
+/* On a new connection: the unacknowledged outcomes this server holds are written again for the
+ * next WAIT to cover; those it lost go back to pending, to be re-owned and sent again. */
+void bg__fiber_resync(bg__fiber *f);
 
 /* Reads NS:paused when it may have changed (or never was), into f->skip. A set of the wrong type
  * is logged (rate-limited) and counts as no queue paused. BG_OK, or BG_EIO when the connection

@@ -147,6 +147,11 @@ static void finished(bg__fiber *f, redisReply *r) {
         bg__finish_code code = BG__FINISH_ODD;
         if (r->type == REDIS_REPLY_ARRAY && (size_t)i < r->elements)
             code = bg__finish_result(r->element[i], &key, &what);
+        /* Recorded: with --min-replicas-ack, kept until the WAIT behind it says replicas hold
+         * it (the room was made before the claim: claim_next()). */
+        if (code == BG__FINISH_RECORDED && f->unacked &&
+            f->nunacked < BG__UNACKED_MAX + BG__PENDING_MAX)
+            f->unacked[f->nunacked++] = *p;
         if (code == BG__FINISH_REFUSED) {
             refused(f, p, key, what);
             p->refused = 1;
@@ -188,9 +193,48 @@ static void short_first(bg__fiber *f) {
     memcpy(&f->pending[k], rest, (size_t)nrest * sizeof rest[0]);
 }
 
+/* Reads the WAIT behind a round trip's scripts (--min-replicas-ack): enough replicas hold
+ * everything this connection wrote, so the kept outcomes are safe and a held claim may start;
+ * or too few do, said once and then once a minute while it lasts, and nothing is let go.
+ * claimed: this round trip claimed the batch. Returns 0, or -1 when the WAIT failed (the
+ * connection is to be closed). */
+static int replicas_acked(bg__fiber *f, int claimed) {
+    const bg_worker *w = f->w;
+    long long acked;
+    char err[BG__ERRLEN], what[600];
+    bg__fmt(what, sizeof what, "fiber %d on %s", f->index, w->url_masked);
+    int rc = bg__replicas_reply(&f->conn, &w->replicas, &acked, what, err, sizeof err);
+    if (rc == BG_OK) {
+        if (f->replicas_short)
+            bg__log(&w->log, BG_LOG_INFO, BG__ROLE,
+                    "fiber %d: %lld replicas acknowledged again: %d kept outcomes are safe%s",
+                    f->index, acked, f->nunacked, f->claim_held ? ", its claimed jobs start" : "");
+        f->nunacked = f->claim_held = f->replicas_short = 0;
+        return 0;
+    }
+    if (rc != BG_EREPLICAS) {
+        bg__fiber_finding(f, BG_LOG_ERROR, "replicas-error", 14, "%s", err);
+        return -1;
+    }
+    if (claimed && f->nbatch > 0)
+        f->claim_held = 1;
+    /* The first shortfall of a fiber is always said; then once a minute for the worker. */
+    static const char key[] = "replicas-short";
+    unsigned long more = 0;
+    int say = !f->replicas_short;
+    if (bg__ratelimit_allow(&f->w->findings, key, sizeof key - 1, &more) || say)
+        bg__log(&w->log, BG_LOG_WARN, BG__ROLE,
+                "%s; %d recorded outcomes are kept and sent again until replicas hold them%s", err,
+                f->nunacked,
+                f->claim_held ? ", and the jobs just claimed wait for them before they start" : "");
+    f->replicas_short = 1;
+    return 0;
+}
+
 int bg__fiber_round_trip(bg__fiber *f, int claim) {
     bg__args fa, ca;
     int taken = 0, nfinish = f->npending, ok = 1;
+    int wait = f->w->replicas.min_ack > 0 && (nfinish || claim || f->nunacked || f->claim_held);
     if (bg__fiber_connect_loop(f) != BG_OK)
         return -1;
     /* A lost claim's jobs go back before anything else is sent. */
@@ -208,6 +252,9 @@ int bg__fiber_round_trip(bg__fiber *f, int claim) {
         claim_args(f, &ca, claim);
         bg__conn_append_eval(&f->conn, BG__LUA_CLAIM, 0, &ca);
     }
+    /* In the same round trip: WAIT covers every write this connection made before it. */
+    if (wait)
+        bg__replicas_append(&f->conn, &f->w->replicas);
     if (claim)
         f->nlimbo = claim;
     if (nfinish) {
@@ -250,6 +297,8 @@ int bg__fiber_round_trip(bg__fiber *f, int claim) {
         if (r)
             freeReplyObject(r);
     }
+    if (wait && ok && bg__conn_ok(&f->conn) && replicas_acked(f, claim > 0) != 0)
+        ok = 0;
     /* After a script error our view of Redis is unsure: start afresh on a new connection. */
     if (!ok)
         bg__conn_close(&f->conn);

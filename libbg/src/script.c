@@ -17,6 +17,7 @@ extern const char bg__lua_oldest[];
 extern const char bg__lua_dead[];
 extern const char bg__lua_purge[];
 extern const char bg__lua_cancel[];
+extern const char bg__lua_touch[];
 
 static const char *const scripts[BG__LUA_COUNT] = {
     [BG__LUA_ENQUEUE] = bg__lua_enqueue,
@@ -32,6 +33,7 @@ static const char *const scripts[BG__LUA_COUNT] = {
     [BG__LUA_DEAD] = bg__lua_dead,
     [BG__LUA_PURGE] = bg__lua_purge,
     [BG__LUA_CANCEL] = bg__lua_cancel,
+    [BG__LUA_TOUCH] = bg__lua_touch,
 };
 
 const char *bg__script_source(bg__script_id id) {

@@ -70,6 +70,9 @@ static int check_options(const bg_watcher_options *o, const char *ns, char *errb
                     "grace and retention not negative, and liveness clientid or lease");
     if (o->nqueues && !o->queues)
         return fail(errbuf, errlen, BG_EINVAL, "queues counted but not given");
+    bg__replicas r;
+    if (bg__replicas_init(&r, &o->replicas, errbuf, errlen) != BG_OK)
+        return BG_EINVAL;
     for (size_t i = 0; i < o->nqueues; i++) {
         if (bg_queue_valid(o->queues[i]))
             continue;
@@ -120,6 +123,7 @@ int bg_watcher_new(bg_watcher **out, const bg_watcher_options *opts, char *errbu
     w->retain_ms[0] = o->retain_completed_ms;
     w->retain_ms[1] = o->retain_failed_ms;
     w->retain_ms[2] = o->retain_dead_ms;
+    bg__replicas_init(&w->replicas, &o->replicas, NULL, 0);
     w->log = o->log;
     w->events = o->events;
     w->conn.id = w->sub.conn.id = -1;
@@ -210,6 +214,7 @@ static int connect_all(bg_watcher *w) {
                 LEASE_HINT);
     if (rc != BG_OK)
         return rc;
+    bg__conn_set_timeout(&w->conn, bg__replicas_socket_timeout(&w->replicas, CONNECT_TIMEOUT_MS));
     /* Fail at once, with a clear message, when an ACL forbids the client list; judging by
      * leases needs none. */
     if (!w->lease && (rc = check_client_list(w)) != BG_OK)
@@ -365,6 +370,8 @@ static double schedule_pass(bg_watcher *w) {
             } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
                        r->element[0]->type == REDIS_REPLY_INTEGER) {
                 moved = r->element[0]->integer;
+                if (moved > 0)
+                    w->unsynced = 1;
                 bg__parse_ll(r->element[1]->str, r->element[1]->len, &next);
                 bg__parse_ll(r->element[2]->str, r->element[2]->len, &now);
                 w->srv_ms = (double)now;
@@ -409,6 +416,37 @@ static long long server_ms(bg_watcher *w) {
     return ms;
 }
 
+/* Waits for the replicas to hold what this connection wrote (--min-replicas-ack). Too few is
+ * said once, then once a minute while it lasts, and loses nothing: every step of the watcher
+ * re-checks its condition, so a step a failover loses is done again by the next pass. */
+static void replicas_pass(bg_watcher *w) {
+    long long acked;
+    char err[BG__ERRLEN], what[600];
+    w->unsynced = 0;
+    if (w->replicas.min_ack <= 0 || !bg__conn_ok(&w->conn))
+        return;
+    bg__fmt(what, sizeof what, "the watcher's writes on %s", w->url_masked);
+    int rc = bg__replicas_append(&w->conn, &w->replicas);
+    if (rc == BG_OK)
+        rc = bg__replicas_reply(&w->conn, &w->replicas, &acked, what, err, sizeof err);
+    else
+        bg__fmt(err, sizeof err, "%s: %s", what, w->conn.err);
+    if (rc == BG_OK) {
+        if (w->replicas_short)
+            bg__log(&w->log, BG_LOG_INFO, ROLE, "replicas acknowledge the watcher's writes again");
+        w->replicas_short = 0;
+        return;
+    }
+    unsigned long more = 0;
+    static const char key[] = "replicas";
+    if (!w->replicas_short || bg__ratelimit_allow(&w->rl, key, sizeof key - 1, &more))
+        bg__log(&w->log, BG_LOG_WARN, ROLE,
+                "%s; what a failover loses of them is done again by a later pass", err);
+    if (!w->replicas_short)
+        bg__ratelimit_allow(&w->rl, key, sizeof key - 1, &more);
+    w->replicas_short = 1;
+}
+
 /* What runs once an interval. Returns BG_OK, or BG_EACL when the watcher may not work. */
 static int interval_pass(bg_watcher *w) {
     if (!w->fixed_queues)
@@ -423,6 +461,7 @@ static int interval_pass(bg_watcher *w) {
     long long now = server_ms(w);
     if (now > 0) {
         bg__watcher_trim_pass(w, now);
+        replicas_pass(w);
         /* Redis answered this interval: a watchdog may be fed. */
         bg__event(&w->events, BG_EVENT_HEALTHY, NULL);
     }
@@ -503,6 +542,8 @@ int bg_watcher_run(bg_watcher *w) {
         double due = schedule_pass(w);
         if (due == -2)
             continue;
+        if (w->unsynced)
+            replicas_pass(w);
         double wait = next_interval - bg__mono_ms();
         if (due >= 0 && due < wait)
             wait = due;

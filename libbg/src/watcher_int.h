@@ -23,7 +23,10 @@ struct bg_watcher {
     double interval_ms, grace_ms;
     int lease; /* liveness by leases (lse), not CLIENT LIST (docs/operations.md#liveness) */
     int max_itr;
-    double retain_ms[3]; /* completed, failed, dead */
+    double retain_ms[3];   /* completed, failed, dead */
+    bg__replicas replicas; /* WAIT after each pass's writes (replicas.c) */
+    int replicas_short;    /* the last WAIT had too few acknowledgements */
+    int unsynced;          /* due jobs moved since the last WAIT */
     bg_logger log;
     bg_events events;
     int told_ready; /* BG_EVENT_READY was sent */

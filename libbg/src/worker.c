@@ -60,6 +60,9 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
         if (!bg_queue_valid(queues[i]))
             return fail(errbuf, errlen, BG_EINVAL,
                         "invalid queue name: 1 to 128 of A-Z a-z 0-9 _ . -");
+    bg__replicas replicas;
+    if (bg__replicas_init(&replicas, &o->replicas, errbuf, errlen) != BG_OK)
+        return BG_EINVAL;
 
     bg_worker *w = calloc(1, sizeof *w);
     if (!w)
@@ -87,6 +90,7 @@ int bg_worker_new(bg_worker **out, const bg_worker_options *o, char *errbuf, siz
     w->shutdown_timeout_ms = o->shutdown_timeout_ms;
     w->lease_ms = o->liveness == BG_LIVENESS_LEASE ? (long long)o->lease_ms : 0;
     w->url.hello = w->lease_ms > 0;
+    w->replicas = replicas;
     w->log = o->log;
     w->events = o->events;
     if (!w->ns || !w->url_str || !w->url_masked || !w->queues || !w->queue_list) {

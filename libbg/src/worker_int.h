@@ -114,7 +114,8 @@ struct bg_worker {
     int retries;
     double job_timeout_ms;
     double shutdown_timeout_ms;
-    long long lease_ms; /* each fiber's lease TTL; 0: liveness by client ID (no leases) */
+    long long lease_ms;    /* each fiber's lease TTL; 0: liveness by client ID (no leases) */
+    bg__replicas replicas; /* WAIT after each claim and finish (replicas.c) */
     bg_logger log;
     bg_events events;
     char err[BG__ERRLEN]; /* bg_worker_errmsg() */

@@ -103,6 +103,23 @@ typedef enum { BG_LIVENESS_CLIENTID = 0, BG_LIVENESS_LEASE = 1 } bg_liveness;
 #define BG_LEASE_MIN_MS 100.0
 #define BG_LEASE_MAX_MS 3600000.0
 
+/* Waiting for replicas (docs/operations.md#replicas-and-failover), shared by the client, worker
+ * and watcher options. Redis replicates asynchronously: a write the primary acknowledged can be
+ * lost when a replica that never got it is promoted. With min_ack above 0, every write bg makes
+ * is followed by WAIT min_ack timeout_ms, pipelined with it, and fewer acknowledgements than
+ * min_ack within timeout_ms count as a failure (BG_EREPLICAS) that loses nothing: the write
+ * stands on the primary, and what depends on it is held or sent again (each call says how). */
+typedef struct {
+    int min_ack;       /* replicas that must acknowledge each write, 0 to BG_REPLICAS_MAX; 0
+                          (the default) waits for none */
+    double timeout_ms; /* how long to wait for them, above 0 and at most BG_REPLICAS_TIMEOUT_MAX
+                          ms (rounded up to whole ms); 0 means the default, 1000 */
+} bg_replicas_options;
+
+#define BG_REPLICAS_MAX 100
+#define BG_REPLICAS_TIMEOUT_DEFAULT 1000.0
+#define BG_REPLICAS_TIMEOUT_MAX 60000.0
+
 /* Options for bg_client_new(). Initialise with bg_client_options_init(), then set fields.
  * Strings are copied by bg_client_new(). Durations are in milliseconds. */
 typedef struct {
@@ -112,6 +129,9 @@ typedef struct {
     int timeout_ms;     /* connect and socket timeout; default 5000. */
     bg_logger log;      /* optional log sink. */
     bg_tls_options tls; /* for a rediss:// URL */
+    /* Each enqueue waits for replicas: bg_enqueue() and bg_enqueue_bulk() return
+       BG_EREPLICAS when too few acknowledged (the jobs are on the primary, their IDs given). */
+    bg_replicas_options replicas;
 } bg_client_options;
 
 typedef struct bg_client bg_client;

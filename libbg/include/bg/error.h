@@ -33,6 +33,7 @@
     XX(EEXIST, -11, "already registered")                                                          \
     XX(ESYS, -12, "system call failed")                                                            \
     XX(EACL, -13, "Redis refused a command the program needs (ACL)")                               \
+    XX(EREPLICAS, -14, "fewer replicas acknowledged the write than required")                      \
     XX(ENOMASTER, -15, "the sentinels know no master of that name")
 
 typedef enum {

@@ -36,10 +36,14 @@ BG_EXPORT void bg_job_spec_init(bg_job_spec *spec);
 
 /* Enqueues one job atomically: its hash, and its UUID on the ready list, or in the scheduled
  * set when at_ms or in_ms is set. Writes the new job's UUID into id. Returns BG_OK or an error
- * (BG_EINVAL for a bad queue, class, time or retries, before anything is sent). */
+ * (BG_EINVAL for a bad queue, class, time or retries, before anything is sent). With the
+ * client's replicas.min_ack set, BG_EREPLICAS says fewer replicas acknowledged the job in
+ * time: it is on the primary (id is written), but a failover now could lose it. */
 BG_EXPORT int bg_enqueue(bg_client *c, const bg_job_spec *spec, bg_uuid id);
 
-/* Enqueues n jobs, 512 at a time, each 512 atomically. ids must hold n UUIDs.
+/* Enqueues n jobs, 512 at a time, each 512 atomically. ids must hold n UUIDs. With the
+ * client's replicas.min_ack set, each 512 waits for the replicas; BG_EREPLICAS stops the call
+ * with the short chunk counted in *done (it is on the primary).
  * Every spec is checked before any job is sent, so a bad one (BG_EINVAL) enqueues none. On
  * another error, jobs before the failing one may have been enqueued: *done (when not NULL)
  * says how many, and their UUIDs are the first *done of ids. */

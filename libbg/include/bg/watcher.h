@@ -38,6 +38,10 @@ typedef struct {
     bg_tls_options tls;   /* for a rediss:// URL (bg/client.h) */
     bg_liveness liveness; /* how a vanished worker is told: BG_LIVENESS_CLIENTID (the default)
                              or BG_LIVENESS_LEASE (bg/client.h) */
+    /* Each pass's writes wait for replicas (bg/client.h); too few acknowledgements are logged
+       (a warning once, then once a minute while it lasts): every step of a pass is re-checked
+       and done again by the next pass, so a write a failover loses is only done again. */
+    bg_replicas_options replicas;
 } bg_watcher_options;
 
 /* Fills opts with the defaults above. Never fails. */

@@ -39,6 +39,11 @@ typedef struct {
     bg_liveness liveness;       /* BG_LIVENESS_CLIENTID (the default) or BG_LIVENESS_LEASE. */
     double lease_ms;            /* with LEASE: each fiber's lease TTL, refreshed every third of
                                    it; 100 to 3600000, default 5000. */
+    /* Each claim and each batch of outcomes waits for replicas (bg/client.h). A claim too few
+       acknowledged is held, not started, until they do; outcomes too few acknowledged are kept
+       (at most 64 a fiber, then the fiber claims no more) and sent again after a reconnect,
+       until acknowledged (docs/operations.md#replicas-and-failover). */
+    bg_replicas_options replicas;
 } bg_worker_options;
 
 /* A worker. Opaque; created by bg_worker_new(), freed by bg_worker_free(). */
