@@ -176,12 +176,12 @@ int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *i
             size_t len = n - sent < BULK_CHUNK ? n - sent : BULK_CHUNK;
             /* The chunk before, unanswered: this one writes only if that one did. */
             const char *after = nfly ? ids[sent - 1] : NULL;
-            waiting = sent + len == n && c->replicas.min_ack > 0;
             if ((rc = send_chunk(c, &fly[nfly], specs + sent, len, ids + sent, after,
                                  sent + len == n)) != BG_OK) {
                 bg__args_free(&fly[nfly].a);
                 break;
             }
+            waiting = sent + len == n && c->replicas.min_ack > 0;
             nfly++;
             sent += len;
         }
