@@ -2,6 +2,7 @@
  * standard input, sent in pipelined batches. */
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +10,10 @@
 #include "bg_common.h"
 #include "cli.h"
 
-/* Lines sent per bg_enqueue_bulk() call: UUIDs are printed (and flushed) after each batch, so
- * a consumer of the output sees progress on a long input. */
+/* Lines sent per bg_enqueue_bulk() call at the most: UUIDs are printed (and flushed) after each
+ * batch, so a consumer of the output sees progress on a long input. A batch also goes out as
+ * soon as the input pauses (input_pauses()), so a producer that writes a line at a time sees
+ * its UUID at once rather than after 4096 lines. */
 #define BATCH 4096
 
 typedef struct {
@@ -142,6 +145,16 @@ static int flush_batch(cli_ctx *ctx, const cli_cmd *self, const enqueue_opts *o,
     return rc == BG_OK ? 0 : cli_fail(ctx, self, rc);
 }
 
+/* 1 when reading f would block now: nothing left in its buffer and nothing readable on its
+ * descriptor (an end of input is readable, so it does not count as a pause). The buffer test
+ * reads glibc's FILE fields, as gnulib's freadahead() does: stdio offers no call for it. */
+static int input_pauses(FILE *f) {
+    if (f->_IO_read_ptr < f->_IO_read_end)
+        return 0;
+    struct pollfd p = {.fd = fileno(f), .events = POLLIN};
+    return poll(&p, 1, 0) == 0;
+}
+
 /* One job a line of standard input; the line, without its '\n', is the ARG byte for byte (an
  * empty line is an empty ARG, so output line i always answers input line i). */
 static int enqueue_stdin(cli_ctx *ctx, const cli_cmd *self, enqueue_opts *o) {
@@ -166,7 +179,7 @@ static int enqueue_stdin(cli_ctx *ctx, const cli_cmd *self, enqueue_opts *o) {
         specs[n].arg_len = (size_t)len;
         line = NULL;
         cap = 0;
-        if (++n == BATCH) {
+        if (++n == BATCH || input_pauses(stdin)) {
             status = flush_batch(ctx, self, o, specs, lines, n, ids);
             n = 0;
         }

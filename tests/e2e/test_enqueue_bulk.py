@@ -3,6 +3,8 @@ the rest a call). What each job ends up as must not depend on that: its hash's f
 in the ready list or the scheduled set, the order of the output, NS:queues; and a producer user
 granted only what older versions needed (no EXISTS) still enqueues."""
 
+import select
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -140,3 +142,26 @@ def test_a_chunk_behind_one_that_wrote_nothing_writes_nothing(r):
     assert r.evalsha(sha, 0, *prefixes, "", *run_of("sound", first)) == 1
     assert r.evalsha(sha, 0, *prefixes, first, *run_of("sound", second)) == 1
     assert r.lrange("bg:ready:sound", 0, -1) == [first, second]
+
+
+def test_a_line_at_a_time_is_enqueued_as_it_comes(rs, r):
+    # A producer that writes a line and waits (a pipe from a long-running program) gets each
+    # job enqueued and its UUID printed while the input stays open, not once a batch is full.
+    p = subprocess.Popen([exe("bg-cli"), "-r", rs.url, "enqueue", "bg.noop", "-", "-q", Q],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        for i in range(3):
+            p.stdin.write(f'{{"i":{i}}}\n')
+            p.stdin.flush()
+            ready, _, _ = select.select([p.stdout], [], [], 10)
+            assert ready, f"no UUID for line {i} within 10 s"
+            jid = p.stdout.readline().strip()
+            assert r.hget(f"bg:jobs:{jid}", "arg") == f'{{"i":{i}}}'
+            assert r.llen(f"bg:ready:{Q}") == i + 1
+    finally:
+        p.stdin.close()
+        p.wait(10)
+        p.stdout.close()
+        p.stderr.close()
+    assert p.returncode == 0
