@@ -147,15 +147,16 @@ def rss_kb(pid):
 # ---- bg ----
 
 
-def enqueue(tools, srv, n, queue=QUEUE):
-    """Enqueues n bg.noop jobs with one bulk bg-cli enqueue; returns the seconds it took, from
-    starting the process until it exits."""
+def enqueue(tools, srv, n, queue=QUEUE, extra=()):
+    """Enqueues n bg.noop jobs with one bulk bg-cli enqueue (extra: more of its options);
+    returns the seconds it took, from starting the process until it exits."""
     data = b"{}\n" * n
     r = srv.client()
     before = r.llen(f"{NS}:ready:{queue}")
     t0 = time.monotonic()
     out = subprocess.run(
-        [tools["bg-cli"], "-r", srv.url, "-n", NS, "enqueue", "bg.noop", "-", "-q", queue],
+        [tools["bg-cli"], "-r", srv.url, "-n", NS, "enqueue", "bg.noop", "-", "-q", queue,
+         *extra],
         input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     took = time.monotonic() - t0
     if out.returncode != 0:
@@ -172,13 +173,15 @@ def enqueue(tools, srv, n, queue=QUEUE):
 class Worker:
     """A bg-worker, its log in the temporary directory."""
 
-    def __init__(self, tools, srv, tmp, conc, queues=(QUEUE,), tag="", url=None, wrap=None):
+    def __init__(self, tools, srv, tmp, conc, queues=(QUEUE,), tag="", url=None, wrap=None,
+                 extra=()):
         """url: the Redis URL it uses (srv.url by default); wrap(argv): the command that runs
-        argv elsewhere (on one of the hosts of tests/support/hosts.py), its PID argv's."""
+        argv elsewhere (on one of the hosts of tests/support/hosts.py), its PID argv's; extra:
+        more bg-worker options."""
         self.log = os.path.join(tmp, f"worker-c{conc}{tag}.log")
         self.conc = conc
         argv = [tools["bg-worker"], "-r", url or srv.url, "-n", NS, "-q", ",".join(queues),
-                "-c", str(conc)]
+                "-c", str(conc), *extra]
         with open(self.log, "wb") as logf:
             self.proc = subprocess.Popen(wrap(argv) if wrap else argv,
                                          stdout=subprocess.DEVNULL, stderr=logf)
@@ -273,14 +276,14 @@ def wait_completed(r, n, count, alive, what, log_line, window=None):
         time.sleep(POLL_SECONDS)
 
 
-def bg_drain(tools, srv, tmp, conc, n, procs=1, queues=(QUEUE,)):
+def bg_drain(tools, srv, tmp, conc, n, procs=1, queues=(QUEUE,), extra=()):
     """Runs procs bg-workers over n ready no-op jobs; returns a dict of the figures: rate (from
     starting the workers), Redis CPU and worker CPU per job and the command counts (over the
     steady window), and the first worker's RSS at the end."""
     r = srv.client()
     win = Window(r, n)
     t0 = time.monotonic()
-    ws = [Worker(tools, srv, tmp, conc, queues, tag=f"-{i}") for i in range(procs)]
+    ws = [Worker(tools, srv, tmp, conc, queues, tag=f"-{i}", extra=extra) for i in range(procs)]
     try:
         def alive():
             for w in ws:
@@ -344,6 +347,54 @@ def hosts_drain(tools, srv, tmp, hosts, k, conc, n):
             "evalsha_us": cmds.get("evalsha", (0, 0))[1] / jobs,
             "per_call": jobs / max(1, cmds.get("evalsha", (0, 0))[0]),
             "client_us": wcpu * 1e6 / n}
+
+
+# ---- a primary and its replica ----
+
+
+class ReplicaPair:
+    """The replicas scenario's own servers: a primary (at the run's settings) and one replica
+    of it (--replicaof), each on a free loopback port, so that the other scenarios' server has
+    no replica to feed."""
+
+    def __init__(self, exe):
+        self.primary = Server(exe=exe)
+        self.replica = None
+        self.exe = exe
+
+    def start(self):
+        try:
+            self.primary.start()
+            self.replica = Server(exe=self.exe,
+                                  extra=["--replicaof", "127.0.0.1", str(self.primary.port)])
+            self.replica.start()
+        except RuntimeError as e:
+            raise SetupError(str(e)) from None
+        self.wait_synced()
+        return self
+
+    def wait_synced(self):
+        """Until the replica is online and has every write the primary has made."""
+        r = self.primary.client()
+        deadline = time.monotonic() + STALL_SECONDS
+        while time.monotonic() < deadline:
+            info = r.info("replication")
+            s = info.get("slave0")
+            if (info.get("connected_slaves") == 1 and s and s["state"] == "online"
+                    and s["offset"] == info["master_repl_offset"]):
+                return
+            time.sleep(POLL_SECONDS)
+        raise SetupError(f"the replica on port {self.replica.port} did not get in sync with "
+                         f"its primary within {STALL_SECONDS} s")
+
+    def waits(self):
+        """WAIT calls the primary has served."""
+        return commandstats(self.primary.client()).get("wait", (0, 0))[0]
+
+    def cleanup(self):
+        if self.replica:
+            self.replica.cleanup()
+        self.primary.cleanup()
 
 
 def completed_count_field(r, queues, field):

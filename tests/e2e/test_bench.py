@@ -123,3 +123,19 @@ def test_nothing_built_is_one_line_and_exit_1(tmp_path):
     assert p.returncode == 1 and p.stdout == "", (p.returncode, p.stdout)
     lines = p.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("bench/run: ") and "not built" in lines[0]
+
+
+def test_replicas_prints_with_and_without_the_flag():
+    p = bench("-n", "1000", "-R", "1", "--only", "replicas", "--no-bullmq")
+    assert p.returncode == 0, p.stderr[-2000:]
+    (head,) = lines_starting(p.stdout, "replicas: ")
+    assert "1 replica (redis-server --replicaof)" in head, head
+    for prefix in ("replicas drain -c 10:", "replicas enqueue:"):
+        (line,) = lines_starting(p.stdout, prefix)
+        m = re.search(rf"without ({NUM}) jobs/s; --min-replicas-ack 1 ({NUM}) jobs/s \(a WAIT per "
+                      rf"({NUM}) jobs\); with/without {NUM}x$", line)
+        assert m, line
+        assert all(float(m.group(g).replace(",", "")) > 0 for g in (1, 2, 3)), line
+    assert not lines_starting(p.stdout, "drain"), p.stdout
+    assert not [ln for ln in p.stdout.splitlines()
+                if not ln.startswith(("bg bench ", "replicas", "BullMQ: skipped"))]
