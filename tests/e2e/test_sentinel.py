@@ -29,6 +29,7 @@ if not shutil.which("redis-server"):
 # two: after the failover the new primary must still have one to answer its WAIT.
 WORKER_ARGS = [
     pytest.param(["-c", "4"], 1, True, id="async"),
+    pytest.param(["-c", "4", "--min-replicas-ack", "1"], 2, False, id="min-replicas-ack"),
 ]
 QUEUES = ["default"]
 
