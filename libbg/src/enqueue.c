@@ -172,7 +172,10 @@ int bg_enqueue_bulk(bg_client *c, const bg_job_spec *specs, size_t n, bg_uuid *i
     if (n && (rc = bg__client_ensure(c)) != BG_OK)
         return rc;
     while (ok_total < n) {
-        while (rc == BG_OK && nfly < 2 && sent < n) {
+        /* A reply read ahead (the chunk in flight met NOSCRIPT while the one before was
+         * reloaded) means that chunk is not written yet and runs again when its reply is taken:
+         * a chunk sent now would run first and find its after missing. */
+        while (rc == BG_OK && nfly < 2 && sent < n && (nfly == 0 || c->conn.nahead == 0)) {
             size_t len = n - sent < BULK_CHUNK ? n - sent : BULK_CHUNK;
             /* The chunk before, unanswered: this one writes only if that one did. */
             const char *after = nfly ? ids[sent - 1] : NULL;
