@@ -109,10 +109,19 @@ class Case:
     def wait_in(self, ids, place, timeout=15):
         """Waits until every job of ids is in place, and only there; fails at once when one
         has come to rest elsewhere (completed and dead are final)."""
+        def at_rest_elsewhere(found):
+            return {j: p for j, p in found.items()
+                    if p != [place] and any(x in ("completed", "dead") for x in p)}
+
         def ok():
             found = self.places(ids)
-            wrong = {j: p for j, p in found.items()
-                     if p != [place] and any(x in ("completed", "dead") for x in p)}
+            wrong = at_rest_elsewhere(found)
+            if wrong:
+                # places() reads key after key, not in one snapshot: a job that moved from
+                # processing to dead between two reads shows in both. Completed and dead are
+                # final, so a job really at rest elsewhere is still there when read again.
+                found = self.places(ids)
+                wrong = at_rest_elsewhere(found)
             assert not wrong, f"{len(wrong)} of {len(ids)} jobs came to rest elsewhere than " \
                 f"{place}, e.g. {list(wrong.items())[:3]}\n{self.logs()}"
             return all(p == [place] for p in found.values())
