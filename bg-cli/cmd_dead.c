@@ -121,9 +121,9 @@ const cli_cmd cli_cmd_dead = {
     "dead",
     "[-q QUEUE[,QUEUE...]]... [--limit N] [--json] | --delete JOB|--all [-q QUEUE...]",
     "Lists the newest dead jobs (failed with no retry left), newest first across the queues,\n"
-    "one a row: the job, its queue and class, the err and msg of its last failed attempt\n"
-    "(cut, control characters escaped; \"-\" once that attempt is trimmed), and when it died\n"
-    "(UTC). Prints \"no dead jobs\" when there is none.\n\n"
+    "one a row: the job, its queue and class, why it died (the err and msg of its last failure,\n"
+    "kept on the job: cut, control characters escaped), and when it died (UTC). Prints\n"
+    "\"no dead jobs\" when there is none.\n\n"
     "--delete JOB deletes one dead job and its hash (its attempts stay until trimmed); prints\n"
     "nothing, exits 1 when JOB is not dead. --delete --all deletes every dead job of the\n"
     "queues and prints how many.\n\n"

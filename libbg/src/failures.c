@@ -8,10 +8,6 @@
 
 #include "bg_int.h"
 
-/* How many of a queue's newest failed attempts bg_dead_list() looks through for the reason a
- * job died (there is no per-job index of attempts yet). */
-#define REASON_SCAN 1000
-
 /* The most entries one list may ask for: far more than a screen, little enough for memory. */
 #define LIST_MAX 100000
 
@@ -70,10 +66,6 @@ static int bytes_copy(bg_bytes *b, const redisReply *r) {
         return -1;
     b->len = r->len;
     return 0;
-}
-
-static int bytes_eq(const bg_bytes *a, const bg_bytes *b) {
-    return a->s && b->s && a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
 }
 
 /* Adds "what: why" to the list's warning, "; "-separated. */
@@ -238,7 +230,7 @@ static int read_sets(bg_client *c, bg_failures *f, bg__key_kind kind, size_t lim
 
 /* HMGET of fields of the NS:<kind>:<id> of each row that has an id (member of the row chosen
  * by pick), into the row's fields set by store. */
-typedef bg_bytes *(*pick_fn)(bg_failure *row);
+typedef const bg_bytes *(*pick_fn)(const bg_failure *row);
 typedef int (*store_fn)(bg_failure *row, const redisReply *r);
 
 static int fetch(bg_client *c, bg_failures *f, bg__key_kind kind, pick_fn pick,
@@ -271,12 +263,18 @@ static int fetch(bg_client *c, bg_failures *f, bg__key_kind kind, pick_fn pick,
     return rc;
 }
 
-static bg_bytes *pick_attempt(bg_failure *row) {
+static const bg_bytes *pick_attempt(const bg_failure *row) {
     return &row->attempt;
 }
 
-static bg_bytes *pick_job(bg_failure *row) {
+static const bg_bytes *pick_job(const bg_failure *row) {
     return &row->job;
+}
+
+/* The latest attempt of a dead job whose hash holds no ler: where its reason may still be. */
+static const bg_bytes *pick_unexplained(const bg_failure *row) {
+    static const bg_bytes none = {NULL, 0};
+    return row->err.s || row->msg.s ? &none : &row->attempt;
 }
 
 static int store_job_err_msg(bg_failure *row, const redisReply *r) {
@@ -290,6 +288,11 @@ static int store_err_msg(bg_failure *row, const redisReply *r) {
 
 static int store_cls(bg_failure *row, const redisReply *r) {
     return bytes_copy(&row->cls, r->element[0]);
+}
+
+static int store_cls_reason(bg_failure *row, const redisReply *r) {
+    return bytes_copy(&row->cls, r->element[0]) | bytes_copy(&row->attempt, r->element[1]) |
+           bytes_copy(&row->err, r->element[2]) | bytes_copy(&row->msg, r->element[3]);
 }
 
 /* Starts a list over the given queues, or NS:queues. */
@@ -341,126 +344,20 @@ int bg_failed_list(bg_client *c, const char *const *queues, size_t nqueues, size
     return BG_OK;
 }
 
-/* The attempts scanned for the reasons of one queue's dead jobs. */
-typedef struct {
-    size_t q;
-    bg_bytes id, job;
-} scanned;
-
-/* Sends ZREVRANGEBYSCORE of the failed set of each queue that has a row, from its newest dead
- * row's time down, REASON_SCAN at most; collects the attempts into *out. */
-static int scan_failed(bg_client *c, bg_failures *f, scanned **out, size_t *nout) {
-    bg__args *cmds = new_cmds(f->nqueues);
-    size_t *q_of = calloc(f->nqueues ? f->nqueues : 1, sizeof *q_of), n = 0, cap = 0;
-    redisReply **rs = NULL;
-    int rc = cmds && q_of ? BG_OK : BG_ENOMEM;
-    *out = NULL;
-    *nout = 0;
-    for (size_t q = 0; rc == BG_OK && q < f->nqueues; q++) {
-        int64_t newest = 0;
-        int any = 0;
-        for (size_t i = 0; i < f->n; i++)
-            if (f->rows[i].queue == f->queues[q] && (!any || f->rows[i].at_ms > newest)) {
-                newest = f->rows[i].at_ms;
-                any = 1;
-            }
-        if (!any)
-            continue;
-        bg__args_str(&cmds[n], "ZREVRANGEBYSCORE");
-        add_key(&cmds[n], c->ns, BG__K_FAILED, f->queues[q], strlen(f->queues[q]));
-        bg__args_ll(&cmds[n], (long long)newest);
-        bg__args_str(&cmds[n], "-inf");
-        bg__args_str(&cmds[n], "LIMIT");
-        bg__args_str(&cmds[n], "0");
-        bg__args_ll(&cmds[n], REASON_SCAN);
-        q_of[n++] = q;
-    }
-    if (rc == BG_OK)
-        rc = pipeline(c, cmds, n, &rs);
-    for (size_t i = 0; rc == BG_OK && i < n; i++) {
-        /* A failed set of the wrong type only means no reason can be shown. */
-        if (rs[i]->type != REDIS_REPLY_ARRAY)
-            continue;
-        for (size_t k = 0; rc == BG_OK && k < rs[i]->elements; k++) {
-            if (*nout == cap) {
-                cap = cap ? cap * 2 : 256;
-                scanned *more = realloc(*out, cap * sizeof **out);
-                if (!more) {
-                    rc = BG_ENOMEM;
-                    break;
-                }
-                *out = more;
-            }
-            scanned *s = &(*out)[*nout];
-            memset(s, 0, sizeof *s);
-            s->q = q_of[i];
-            if (bytes_copy(&s->id, rs[i]->element[k]) != 0)
-                rc = BG_ENOMEM;
-            else if (s->id.s)
-                (*nout)++;
-        }
-    }
-    free_replies(rs, n);
-    free_cmds(cmds, f->nqueues);
-    free(q_of);
-    return rc == BG_ENOMEM ? bg__client_fail(c, rc, "out of memory") : rc;
-}
-
-/* Fills each dead row's attempt with the newest scanned attempt of its job and queue. */
-static int match_reasons(bg_client *c, bg_failures *f, scanned *s, size_t ns) {
-    bg__args *cmds = new_cmds(ns);
-    redisReply **rs = NULL;
-    int rc = cmds ? BG_OK : bg__client_fail(c, BG_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == BG_OK && i < ns; i++) {
-        bg__args_str(&cmds[i], "HGET");
-        add_key(&cmds[i], c->ns, BG__K_ATTEMPTS, s[i].id.s, s[i].id.len);
-        bg__args_str(&cmds[i], "job");
-    }
-    if (rc == BG_OK)
-        rc = pipeline(c, cmds, ns, &rs);
-    for (size_t i = 0; rc == BG_OK && i < ns; i++)
-        if (bytes_copy(&s[i].job, rs[i]) != 0)
-            rc = bg__client_fail(c, BG_ENOMEM, "out of memory");
-    free_replies(rs, ns);
-    free_cmds(cmds, ns);
-    for (size_t i = 0; rc == BG_OK && i < f->n; i++) {
-        bg_failure *row = &f->rows[i];
-        for (size_t k = 0; k < ns; k++) {
-            if (f->queues[s[k].q] != row->queue || !bytes_eq(&s[k].job, &row->job))
-                continue;
-            if (!(row->attempt.s = bg__strndup(s[k].id.s, s[k].id.len)))
-                rc = bg__client_fail(c, BG_ENOMEM, "out of memory");
-            else
-                row->attempt.len = s[k].id.len;
-            break;
-        }
-    }
-    return rc;
-}
-
 int bg_dead_list(bg_client *c, const char *const *queues, size_t nqueues, size_t limit,
                  bg_failures **out) {
-    static const char *const job_fields[] = {"cls"};
+    static const char *const job_fields[] = {"cls", "lat", "ler", "lms"};
     static const char *const attempt_fields[] = {"err", "msg"};
     bg_failures *f = NULL;
-    scanned *s = NULL;
-    size_t ns = 0;
+    /* The job says why it died (ler, lms, written by every failure); a job that died before
+     * bg wrote them, or that a producer of its own buried, falls back to its latest attempt. */
     int rc = start(c, queues, nqueues, limit, out, &f);
     if (rc == BG_OK)
         rc = read_sets(c, f, BG__K_DEAD, limit);
     if (rc == BG_OK)
-        rc = fetch(c, f, BG__K_JOBS, pick_job, job_fields, 1, store_cls);
+        rc = fetch(c, f, BG__K_JOBS, pick_job, job_fields, 4, store_cls_reason);
     if (rc == BG_OK)
-        rc = scan_failed(c, f, &s, &ns);
-    if (rc == BG_OK)
-        rc = match_reasons(c, f, s, ns);
-    if (rc == BG_OK)
-        rc = fetch(c, f, BG__K_ATTEMPTS, pick_attempt, attempt_fields, 2, store_err_msg);
-    for (size_t i = 0; i < ns; i++) {
-        bytes_free(&s[i].id);
-        bytes_free(&s[i].job);
-    }
-    free(s);
+        rc = fetch(c, f, BG__K_ATTEMPTS, pick_unexplained, attempt_fields, 2, store_err_msg);
     if (rc != BG_OK) {
         bg_failures_free(f);
         return rc;

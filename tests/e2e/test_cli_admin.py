@@ -134,13 +134,33 @@ def test_empty_lists_say_so(rs, r):
     assert json.loads(ok(cli(rs, "dead", "--json"))) == {"dead": []}
 
 
-def test_dead_reason_is_unknown_once_the_attempt_is_trimmed(rs, r, spawn):
-    [jid] = fail_jobs(r, spawn, rs, [("Gone", "soon")])
+def test_dead_reason_stays_once_the_attempts_are_trimmed(rs, r, spawn):
+    # bg-cli dead reads the reason from the job (ler, lms), not from its attempts, so it
+    # outlives --retain-failed: trim as the watcher does, the set and the attempt hashes.
+    [jid] = fail_jobs(r, spawn, rs, [("Gone", "but kept")])
+    lat = r.hget(f"bg:jobs:{jid}", "lat")
+    for aid in r.zrange("bg:failed:default", 0, -1):
+        r.delete(f"bg:attempts:{aid}")
     r.delete("bg:failed:default")
     [line] = rows(ok(cli(rs, "dead")))
-    assert line.split()[:4] == [jid, "bg.fail", "-", "-"]
+    assert line.split()[:5] == [jid, "bg.fail", "Gone", "but", "kept"]
     [d] = json.loads(ok(cli(rs, "dead", "--json")))["dead"]
-    assert d["err"] is None and d["msg"] is None and d["attempt"] is None
+    assert (d["err"], d["msg"], d["attempt"]) == ("Gone", "but kept", lat)
+
+
+def test_dead_job_without_ler_falls_back_to_its_latest_attempt(rs, r, spawn):
+    # A job buried by an older bg or by another tool has no ler/lms: its latest attempt's err
+    # and msg are shown while that attempt is kept, and nothing once it is gone.
+    a, b = fail_jobs(r, spawn, rs, [("Old", "style"), ("Older", "gone")])
+    for jid in (a, b):
+        r.hdel(f"bg:jobs:{jid}", "ler", "lms")
+    r.delete(f"bg:attempts:{r.hget(f'bg:jobs:{b}', 'lat')}")
+    r.sadd("bg:queues", "other")
+    r.zadd("bg:dead:other", {"no-such-job": 1})
+    by_job = {d["job"]: d for d in json.loads(ok(cli(rs, "dead", "--json")))["dead"]}
+    assert (by_job[a]["err"], by_job[a]["msg"]) == ("Old", "style")
+    assert (by_job[b]["err"], by_job[b]["msg"]) == (None, None)
+    assert by_job["no-such-job"]["attempt"] is None and by_job["no-such-job"]["class"] is None
 
 
 def test_long_msg_is_cut_and_control_characters_escaped(rs, r, spawn):

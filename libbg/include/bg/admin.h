@@ -35,12 +35,12 @@ typedef struct {
  * the list it came from. */
 typedef struct {
     const char *queue; /* the queue, a valid name. */
-    bg_bytes attempt;  /* failed: the member of NS:failed:<queue>; dead: the newest failed
-                          attempt of the job that was found (see bg_dead_list()), or NULL. */
+    bg_bytes attempt;  /* failed: the member of NS:failed:<queue>; dead: the job's lat, its
+                          latest attempt (which may have been trimmed since). */
     bg_bytes job;      /* failed: the attempt's job field; dead: the member of NS:dead:<queue>. */
     bg_bytes cls;      /* the job hash's cls. */
-    bg_bytes err;      /* the attempt's err. */
-    bg_bytes msg;      /* the attempt's msg. */
+    bg_bytes err;      /* failed: the attempt's err; dead: the job's ler (see bg_dead_list()). */
+    bg_bytes msg;      /* failed: the attempt's msg; dead: the job's lms. */
     int64_t at_ms;     /* the entry's score: when it failed or died (ms since the epoch). */
 } bg_failure;
 
@@ -56,9 +56,10 @@ BG_EXPORT int bg_failed_list(bg_client *c, const char *const *queues, size_t nqu
                              bg_failures **out);
 
 /* Lists the newest dead jobs of NS:dead:<queue>, as bg_failed_list() does. The reason a job
- * died is its newest failed attempt: looked for among the newest 1000 attempts of the queue's
- * failed set that failed no later than the newest dead job shown, so a job whose attempts were
- * trimmed (--retain-failed) or are older than that has NULL attempt, err and msg. */
+ * died is the err and msg of its last failure, which bg keeps on the job (ler, lms) for as long
+ * as the job is kept, its attempts trimmed or not. A job with neither (buried by an older bg or
+ * by another program) shows the err and msg of its latest attempt (lat) while that is kept;
+ * else they are NULL. */
 BG_EXPORT int bg_dead_list(bg_client *c, const char *const *queues, size_t nqueues, size_t limit,
                            bg_failures **out);
 
