@@ -130,14 +130,9 @@ static int usage(FILE *f, int status) {
                "  -r, --redis URL       Redis URL (default $BG_REDIS_URL, $REDIS_URL,\n"
                "                        " BG_DEFAULT_URL ")\n"
                "  -n, --namespace NS    key namespace (default $BG_NAMESPACE, " BG_DEFAULT_NAMESPACE
-               ")\n"
-               "      --tls-ca-cert FILE  for rediss://: the CAs to trust (default\n"
-               "                        $BG_TLS_CA_CERT, else the system's)\n"
-               "      --tls-cert FILE   client certificate, for mutual TLS ($BG_TLS_CERT)\n"
-               "      --tls-key FILE    its private key ($BG_TLS_KEY)\n"
-               "      --tls-server-name N  the name the server's certificate must hold\n"
-               "                        (default $BG_TLS_SERVER_NAME, else the URL's host)\n"
-               "  -h, --help            this help\n"
+               ")\n");
+    bgc_tls_usage(f, 24);
+    fprintf(f, "  -h, --help            this help\n"
                "  -V, --version         the version\n\n"
                "commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)

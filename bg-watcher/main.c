@@ -44,13 +44,9 @@ static void usage(FILE *out) {
             "      --metrics ADDR:PORT      serve Prometheus metrics at /metrics over HTTP:\n"
             "                               127.0.0.1:9187, [::1]:9187, :9187 (every address)\n"
             "  -v, --verbose                debug logs\n"
-            "      --log-format F           text (default) or json\n"
-            "      --tls-ca-cert FILE       for rediss://: the CAs to trust (default\n"
-            "                               $BG_TLS_CA_CERT, else the system's)\n"
-            "      --tls-cert FILE          client certificate, for mutual TLS ($BG_TLS_CERT)\n"
-            "      --tls-key FILE           its private key ($BG_TLS_KEY)\n"
-            "      --tls-server-name N      the name the server's certificate must hold\n"
-            "                               (default $BG_TLS_SERVER_NAME, else the URL's host)\n"
+            "      --log-format F           text (default) or json\n");
+    bgc_tls_usage(out, 31);
+    fprintf(out,
             "      --min-replicas-ack N     after each pass's writes, wait for N replicas to\n"
             "                               hold them (default $BG_MIN_REPLICAS_ACK, else 0: off)\n"
             "      --min-replicas-timeout D how long to wait for them (default\n"

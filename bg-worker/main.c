@@ -38,13 +38,9 @@ static void usage(FILE *out) {
             "      --lease D             with --liveness lease: the lease TTL, refreshed\n"
             "                            every third of it (default 5s; 100ms to 1h)\n"
             "  -v, --verbose             log every attempt\n"
-            "      --log-format F        text (default) or json\n"
-            "      --tls-ca-cert FILE    for rediss://: the CAs to trust (default\n"
-            "                            $BG_TLS_CA_CERT, else the system's)\n"
-            "      --tls-cert FILE       client certificate, for mutual TLS ($BG_TLS_CERT)\n"
-            "      --tls-key FILE        its private key ($BG_TLS_KEY)\n"
-            "      --tls-server-name N   the name the server's certificate must hold\n"
-            "                            (default $BG_TLS_SERVER_NAME, else the URL's host)\n"
+            "      --log-format F        text (default) or json\n");
+    bgc_tls_usage(out, 28);
+    fprintf(out,
             "      --min-replicas-ack N  after each claim and batch of outcomes, wait for N\n"
             "                            replicas to hold them (default $BG_MIN_REPLICAS_ACK,\n"
             "                            else 0: off)\n"

@@ -69,6 +69,8 @@ int bgc_tls_option(bgc_tls *t, int ch, const char *arg);
  * an empty value, a file that cannot be opened for reading. Returns 0, or -1 with a message
  * naming the option (or variable) in err. */
 int bgc_tls_check(const bgc_tls *t, const char *url, char *err, size_t errlen);
+/* Prints the --tls-* lines of a program's -h, their text from column col, as its other lines. */
+void bgc_tls_usage(FILE *f, int col);
 
 /* ---- replicas.c ---- */
 

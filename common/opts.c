@@ -279,6 +279,27 @@ int bgc_tls_option(bgc_tls *t, int ch, const char *arg) {
     return 1;
 }
 
+void bgc_tls_usage(FILE *f, int col) {
+    static const char *const lines[][2] = {
+        {"--tls-ca-cert FILE", "for rediss://: the CAs to trust (default\n"
+                               "$BG_TLS_CA_CERT, else the system's)"},
+        {"--tls-cert FILE", "client certificate, for mutual TLS ($BG_TLS_CERT)"},
+        {"--tls-key FILE", "its private key ($BG_TLS_KEY)"},
+        {"--tls-server-name N", "the name the server's certificate must hold\n"
+                                "(default $BG_TLS_SERVER_NAME, else the URL's host)"},
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        int w = fprintf(f, "      %s", lines[i][0]);
+        fprintf(f, "%*s", w + 2 > col ? 2 : col - w, "");
+        for (const char *t = lines[i][1]; *t; t++)
+            if (*t == '\n')
+                fprintf(f, "\n%*s", col, "");
+            else
+                fputc(*t, f);
+        fputc('\n', f);
+    }
+}
+
 int bgc_tls_check(const bgc_tls *t, const char *url, char *err, size_t errlen) {
     bg_tls_options tls = t->tls;
     for (int i = 0; i < 4; i++) {
