@@ -30,6 +30,7 @@ POLL_SECONDS = 0.01
 sys.path.insert(0, os.path.join(TOP, "tests", "support"))
 from redis_server import RedisServer  # noqa: E402
 from hosts import Hosts  # noqa: E402,F401  (bench/run's hosts scenario)
+from procs import stop_proc  # noqa: E402
 
 import redis  # noqa: E402  (bench/run checks for it first, with a message)
 
@@ -200,14 +201,8 @@ class Worker:
 
     def stop(self):
         """SIGTERM, as a deployment stops it; a status other than 0 ends the run."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise SetupError(f"bg-worker -c {self.conc} did not stop within 30 s of SIGTERM")
+        if not stop_proc(self.proc):
+            raise SetupError(f"bg-worker -c {self.conc} did not stop within 30 s of SIGTERM")
         if self.proc.returncode != 0:
             raise SetupError(f"bg-worker -c {self.conc} exited with status "
                              f"{self.proc.returncode} on SIGTERM: {self.last_log_line()}")

@@ -5,7 +5,6 @@ The build directory comes from $BG_BUILD_DIR (default: build/ at the top of the 
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ BUILD = os.environ.get("BG_BUILD_DIR", os.path.join(TOP, "build"))
 # The test redis-server is started the same way for the tests, bench/run and the demo.
 sys.path.insert(0, os.path.join(TOP, "tests", "support"))
 from redis_server import RedisServer, free_port as _free_port  # noqa: E402,F401
+from procs import stop_proc  # noqa: E402
 
 
 def exe(name):
@@ -121,13 +121,7 @@ class Proc:
         return self.proc.wait(timeout)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_proc(self.proc)
         self.errf.close()
         return self.proc.returncode
 

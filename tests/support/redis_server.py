@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+from procs import stop_proc
+
 # redis-server cannot pick a free port itself (--port 0 turns TCP off), so a port that was free
 # when probed may be taken by the time redis-server binds it: these lines in its log say so,
 # and another port is tried.
@@ -160,13 +162,8 @@ class RedisServer:
 
     def stop(self, sig=signal.SIGTERM):
         """Stops the server by its PID: sig, then KILL after 10 s."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_proc(self.proc, sig, STOP_TIMEOUT)
 
     def restart(self):
         """Stops the server and starts it again on the same port (same data dir)."""
