@@ -79,6 +79,8 @@ class RedisServer:
     extra: more redis-server options; dir: the data directory (a new temporary one, removed by
     cleanup(), when None); exe: the redis-server to run."""
 
+    start_timeout = START_TIMEOUT
+
     def __init__(self, extra=(), dir=None, exe="redis-server"):
         self.own_dir = dir is None
         self.dir = tempfile.mkdtemp(prefix="bg-test-redis-") if dir is None else dir
@@ -115,12 +117,8 @@ class RedisServer:
                 offset = os.path.getsize(self.log_path)
             except FileNotFoundError:
                 offset = 0
-            self.proc = subprocess.Popen(self._args(), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                         start_new_session=new_session)
-            if self._wait_ready():
+            if self._launch(new_session):
                 return self
-            self._kill()
             log = self._log_since(offset)
             if port or not any(s in log for s in _BIND_FAILURES):
                 tail = "\n".join(log.splitlines()[-10:])
@@ -129,9 +127,20 @@ class RedisServer:
         raise RuntimeError(f"could not start redis-server: no free port in 20 tries "
                            f"(log {self.log_path})")
 
+    def _launch(self, new_session=False):
+        """Runs the server once, on self.port: True once it answers; False, the process
+        reaped, when it exited or stayed silent for start_timeout seconds."""
+        self.proc = subprocess.Popen(self._args(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=new_session)
+        if self._wait_ready():
+            return True
+        self._kill()
+        return False
+
     def _wait_ready(self):
         """True once the server answers; False when it exited or stayed silent too long."""
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False

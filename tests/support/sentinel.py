@@ -11,12 +11,10 @@ Only the standard library is needed; client() and sentinel_client() import redis
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import tempfile
 import time
 
-from redis_server import RedisServer, free_port, STOP_TIMEOUT
+from redis_server import RedisServer, free_port
 
 MASTER = "mymaster"
 DOWN_AFTER_MS = 500
@@ -24,16 +22,18 @@ FAILOVER_TIMEOUT_MS = 2000
 START_TIMEOUT = 10.0
 
 
-class Sentinel:
-    """One redis-sentinel process (redis-server --sentinel) on a free loopback port."""
+class Sentinel(RedisServer):
+    """One redis-sentinel process (redis-server --sentinel) on a free loopback port, started,
+    checked and stopped as a RedisServer is."""
+
+    start_timeout = START_TIMEOUT
 
     def __init__(self, parent_dir, primary_port, index, quorum, master=MASTER):
-        self.dir = os.path.join(parent_dir, f"sentinel{index}")
+        super().__init__(dir=os.path.join(parent_dir, f"sentinel{index}"))
         os.makedirs(self.dir)
         self.primary_port = primary_port
         self.quorum = quorum
         self.master = master
-        self.proc = None
         self.port = free_port()
         self.myid = os.urandom(20).hex()
         self.peers = []     # the other sentinels, known from the start
@@ -62,39 +62,18 @@ class Sentinel:
                 f.write(f"sentinel known-replica {self.master} 127.0.0.1 {port}\n")
         return conf
 
+    def _args(self):
+        return [self.exe, self._write_conf(), "--sentinel"]
+
     def start(self):
+        """The first try is on the port chosen in __init__, which the sentinels started before
+        this one were told; any failure is tried again on another port."""
         for tries in range(20):
             if tries:
                 self.port = free_port()
-            conf = self._write_conf()
-            self.proc = subprocess.Popen(["redis-server", conf, "--sentinel"],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + START_TIMEOUT
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                        s.sendall(b"PING\r\n")
-                        if s.recv(16).startswith(b"+PONG"):
-                            return self
-                except OSError:
-                    pass
-                time.sleep(0.01)
-            self.stop(signal.SIGKILL)
+            if self._launch():
+                return self
         raise RuntimeError(f"could not start a sentinel (log {self.log_path})")
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def client(self):
-        import redis
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
 
 
 class SentinelSet:
