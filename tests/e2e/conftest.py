@@ -3,6 +3,7 @@ port, and the real bg executables, run as users run them.
 
 The build directory comes from $BG_BUILD_DIR (default: build/ at the top of the tree)."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -147,12 +148,33 @@ def run(args, input=None, env=None, timeout=30):
                           text=isinstance(input, str) or input is None)
 
 
-def cli(rs, *args, ns=None, input=None, env=None):
-    """Runs bg-cli against the test server."""
+def cli_argv(rs, *args, ns=None):
+    """The command line of bg-cli against the test server."""
     pre = [exe("bg-cli"), "-r", rs.url]
     if ns:
         pre += ["-n", ns]
-    return run(pre + list(args), input=input, env=env)
+    return pre + list(args)
+
+
+def cli(rs, *args, ns=None, input=None, env=None):
+    """Runs bg-cli against the test server."""
+    return run(cli_argv(rs, *args, ns=ns), input=input, env=env)
+
+
+@contextlib.contextmanager
+def cli_piped(rs, *args, ns=None):
+    """Starts bg-cli against the test server with text pipes on stdin, stdout and stderr, for
+    an `enqueue CLASS -` fed while it runs; on leaving, closes its input and waits up to 10 s
+    for it to exit (its returncode is the caller's to check)."""
+    p = subprocess.Popen(cli_argv(rs, *args, ns=ns), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield p
+    finally:
+        p.stdin.close()
+        p.wait(10)
+        p.stdout.close()
+        p.stderr.close()
 
 
 def clients_named(r, prefix):

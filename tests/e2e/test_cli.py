@@ -7,12 +7,12 @@ import datetime
 import json
 import os
 import re
-import subprocess
 
 import pytest
 import redis
 
-from conftest import RedisServer, _free_port, cli, clients_named, exe, run, wait_for
+from conftest import (RedisServer, _free_port, cli, cli_piped, clients_named, exe, run,
+                      wait_for)
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 HEADER = "workers fibers jps ready scheduled processing completed failed dead"
@@ -424,10 +424,7 @@ def test_onyx_namespace_keys_and_client_name(rs, r):
 @pytest.mark.parametrize("ns", [None, "onyx-background"])
 def test_client_name_is_ns_cli(rs, r, ns):
     # A bulk enqueue keeps its connection open while it waits for more input.
-    args = [exe("bg-cli"), "-r", rs.url] + (["-n", ns] if ns else []) + ["enqueue", "C", "-"]
-    p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
+    with cli_piped(rs, "enqueue", "C", "-", ns=ns) as p:
         p.stdin.write("{}\n" * 1000)
         p.stdin.flush()
         for _ in range(1000):
@@ -435,11 +432,6 @@ def test_client_name_is_ns_cli(rs, r, ns):
         name = f"{ns or 'bg'}-cli"
         conns = wait_for(lambda: clients_named(r, name), what="the bg-cli connection")
         assert [c["name"] for c in conns] == [name]
-    finally:
-        p.stdin.close()
-        p.wait(10)
-        p.stdout.close()
-        p.stderr.close()
     assert p.returncode == 0
 
 

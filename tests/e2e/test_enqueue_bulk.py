@@ -4,14 +4,13 @@ in the ready list or the scheduled set, the order of the output, NS:queues; and 
 granted only what older versions needed (no EXISTS) still enqueues."""
 
 import select
-import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 import redis
 
-from conftest import cli, exe, run, wait_for
+from conftest import cli, cli_piped, exe, run, wait_for
 
 Q = "bulk.q"
 
@@ -147,10 +146,7 @@ def test_a_chunk_behind_one_that_wrote_nothing_writes_nothing(r):
 def test_a_line_at_a_time_is_enqueued_as_it_comes(rs, r):
     # A producer that writes a line and waits (a pipe from a long-running program) gets each
     # job enqueued and its UUID printed while the input stays open, not once a batch is full.
-    p = subprocess.Popen([exe("bg-cli"), "-r", rs.url, "enqueue", "bg.noop", "-", "-q", Q],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    try:
+    with cli_piped(rs, "enqueue", "bg.noop", "-", "-q", Q) as p:
         for i in range(3):
             p.stdin.write(f'{{"i":{i}}}\n')
             p.stdin.flush()
@@ -159,9 +155,4 @@ def test_a_line_at_a_time_is_enqueued_as_it_comes(rs, r):
             jid = p.stdout.readline().strip()
             assert r.hget(f"bg:jobs:{jid}", "arg") == f'{{"i":{i}}}'
             assert r.llen(f"bg:ready:{Q}") == i + 1
-    finally:
-        p.stdin.close()
-        p.wait(10)
-        p.stdout.close()
-        p.stderr.close()
     assert p.returncode == 0
