@@ -65,16 +65,10 @@ Installing packages needs root (or sudo). Nothing is installed when every packag
 EOF
 }
 
-if [ -t 2 ]; then
-    say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-else
-    say() { printf '==> %s\n' "$*" >&2; }
-fi
-warn() { printf 'dev.sh: warning: %s\n' "$*" >&2; }
-die() {
-    printf 'dev.sh: %s\n' "$*" >&2
-    exit 1
-}
+PROG=dev.sh
+# shellcheck source=examples/demo/say.sh
+. "$TOP/examples/demo/say.sh"
+
 is_ci() { [ -n "${CI:-}" ] && [ "${CI}" != false ] && [ "${CI}" != 0 ]; }
 
 # ---- packages ----

@@ -27,16 +27,9 @@ URL=
 WATCHER_PID=
 FOREIGN_ID=
 
-if [ -t 2 ]; then
-    say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-else
-    say() { printf '==> %s\n' "$*" >&2; }
-fi
-warn() { printf 'demo: warning: %s\n' "$*" >&2; }
-die() {
-    printf 'demo: %s\n' "$*" >&2
-    exit 1
-}
+PROG=demo
+# shellcheck source=examples/demo/say.sh
+. "$HERE/say.sh"
 
 bgcli() { "$BGCLI" -r "$URL" -n "$NS" "$@"; }
 
