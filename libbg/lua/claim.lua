@@ -18,13 +18,14 @@
 -- the rest, from ARGV[19+Q]: fresh attempt UUIDs, one per job that may be claimed (their count
 -- is N).
 -- Returns a list of entries: first the findings ('badkey', 'drop') in the order met, then one
--- entry per job claimed, in the order claimed:
---   {'ok', attempt, job, queue, cls, arg, att, rty}   claimed: run it
---   {'inv', attempt, job, queue, why}                 claimed, but the job cannot run: fail it
---   {'drop', string, queue, why, length}              not a job: dropped from the list (string
---                                                     cut to 100 bytes; length is the whole's)
---   {'badkey', key, what}                             a key of the queue is unsound: the queue
---                                                     was skipped, nothing of it touched
+-- entry per job claimed, in the order claimed; the i-th claimed has the i-th attempt UUID, which
+-- the caller sent and so is not sent back (nor rty: a reply element a job is Lua work a job):
+--   {'ok', job, queue, cls, arg, att}         claimed: run it
+--   {'inv', job, queue, why}                  claimed, but the job cannot run: fail it
+--   {'drop', string, queue, why, length}      not a job: dropped from the list (string cut to
+--                                             100 bytes; length is the whole's)
+--   {'badkey', key, what}                     a key of the queue is unsound: the queue was
+--                                             skipped, nothing of it touched
 local now = dec(now_ms())
 local JP, AP, PP, RP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local CP, FP, DP, SP, STP = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -218,7 +219,19 @@ local function attempt(ak, id, q, prv)
   if prv == '' then
     prv = nil
   end
-  if rid ~= '' and prv then
+  if lse ~= '' then
+    -- With --liveness lease the attempt names its lease too: a table here, the rarer mode.
+    local f = {'sta', now, 'job', id, 'wrk', wrk, 'que', q, 'lse', lse}
+    if rid ~= '' then
+      f[#f + 1] = 'rid'
+      f[#f + 1] = rid
+    end
+    if prv then
+      f[#f + 1] = 'prv'
+      f[#f + 1] = prv
+    end
+    redis.call('HSET', ak, unpack(f))
+  elseif rid ~= '' and prv then
     redis.call('HSET', ak, 'sta', now, 'job', id, 'wrk', wrk, 'que', q, 'rid', rid, 'prv', prv)
   elseif rid ~= '' then
     redis.call('HSET', ak, 'sta', now, 'job', id, 'wrk', wrk, 'que', q, 'rid', rid)
@@ -233,22 +246,18 @@ local started = {} -- attempt UUIDs per queue, added to the processing sets in o
 for i = 1, n do
   local aid, id, q, h, why = ARGV[first + i - 1], tid[i], tq[i], th[i], twhy[i]
   attempt(AP .. aid, id, q, h and h[6])
-  if lse ~= '' then
-    redis.call('HSET', AP .. aid, 'lse', lse)
-  end
   local s = list_in(started, q)
   s[#s + 1] = aid
   if why then
-    out[#out + 1] = {'inv', aid, id, q, why}
+    out[#out + 1] = {'inv', id, q, why}
   else
-    local rty, att = h[2], (tonumber(h[3]) or 0) + 1
-    if rty then
+    local att = (tonumber(h[3]) or 0) + 1
+    if h[2] then
       redis.call('HSET', JP .. id, 'att', att, 'lat', aid)
     else
-      rty = defrty
-      redis.call('HSET', JP .. id, 'att', att, 'lat', aid, 'rty', rty)
+      redis.call('HSET', JP .. id, 'att', att, 'lat', aid, 'rty', defrty)
     end
-    out[#out + 1] = {'ok', aid, id, q, h[1], h[5] or '', att, tonumber(rty)}
+    out[#out + 1] = {'ok', id, q, h[1], h[5] or '', att}
   end
 end
 for q, s in pairs(started) do

@@ -39,15 +39,17 @@ static void claim_args(bg__fiber *f, bg__args *a, int n) {
         bg__args_str(a, f->limbo[i]);
 }
 
-/* Takes one entry of claim.lua's reply (see its header) into the batch, or logs it. */
-static void take_entry(bg__fiber *f, const redisReply *e) {
+/* Takes one entry of claim.lua's reply (see its header) into the batch, or logs it. attempt:
+ * the UUID a claimed entry has, the next of those the claim sent. Returns 1 for an entry that
+ * claimed a job (it took attempt), else 0. */
+static int take_entry(bg__fiber *f, const redisReply *e, const char *attempt) {
     const char *kind = e->element[0]->str;
     if (strcmp(kind, "badkey") == 0) {
         const redisReply *k = e->element[1], *what = e->element[2];
         bg__fiber_finding(f, BG_LOG_WARN, k->str, k->len,
                           "key '%s' %s: its queue is skipped until it is repaired", k->str,
                           what->str);
-        return;
+        return 0;
     }
     if (strcmp(kind, "drop") == 0 && e->elements >= 5) {
         /* One line per list and reason a minute: a flood of junk cannot flood the log. */
@@ -64,28 +66,27 @@ static void take_entry(bg__fiber *f, const redisReply *e) {
                           "dropped '%s'%s (%lld bytes) from ready list '%s': %s", shown,
                           e->element[4]->integer > (long long)strlen(shown) ? "..." : "",
                           e->element[4]->integer, q->str, why->str);
-        return;
+        return 0;
     }
-    if (f->nbatch >= BG__PREFETCH_MAX)
-        return; /* cannot happen: the claim asks for at most the free slots */
+    if (!attempt || f->nbatch >= BG__PREFETCH_MAX)
+        return 0; /* cannot happen: the claim asks for at most the free slots */
     bg__claimed *c = &f->batch[f->nbatch];
     memset(c, 0, sizeof *c);
-    bg__fmt(c->attempt, sizeof c->attempt, "%s", e->element[1]->str);
-    bg__fmt(c->job, sizeof c->job, "%s", e->element[2]->str);
-    bg__fmt(c->queue, sizeof c->queue, "%s", e->element[3]->str);
-    if (strcmp(kind, "inv") == 0 && e->elements >= 5) {
-        c->invalid = bg__strdup(e->element[4]->str);
-    } else if (strcmp(kind, "ok") == 0 && e->elements >= 8) {
-        c->cls = bg__strndup(e->element[4]->str, e->element[4]->len);
-        c->arg = bg__strndup(e->element[5]->str, e->element[5]->len);
-        c->arg_len = e->element[5]->len;
-        c->att = (int)e->element[6]->integer;
+    bg__fmt(c->attempt, sizeof c->attempt, "%s", attempt);
+    bg__fmt(c->job, sizeof c->job, "%s", e->element[1]->str);
+    bg__fmt(c->queue, sizeof c->queue, "%s", e->element[2]->str);
+    if (strcmp(kind, "inv") == 0) {
+        c->invalid = bg__strdup(e->element[3]->str);
+    } else {
+        c->cls = bg__strndup(e->element[3]->str, e->element[3]->len);
+        c->arg = bg__strndup(e->element[4]->str, e->element[4]->len);
+        c->arg_len = e->element[4]->len;
+        c->att = (int)e->element[5]->integer;
         if (!c->cls || !c->arg)
             c->invalid = bg__strdup("out of memory");
-    } else {
-        return;
     }
     f->nbatch++;
+    return 1;
 }
 
 /* Whether e is an entry of claim.lua's reply as its header gives them: a kind, then strings,
@@ -97,8 +98,8 @@ static int well_formed(const redisReply *e) {
     const char *kind = e->element[0]->str;
     size_t strings = strcmp(kind, "badkey") == 0 ? 3
                      : strcmp(kind, "drop") == 0 ? 4
-                     : strcmp(kind, "inv") == 0  ? 5
-                     : strcmp(kind, "ok") == 0   ? 6
+                     : strcmp(kind, "inv") == 0  ? 4
+                     : strcmp(kind, "ok") == 0   ? 5
                                                  : 0;
     if (!strings || e->elements < strings)
         return 0;
@@ -108,7 +109,7 @@ static int well_formed(const redisReply *e) {
     if (strcmp(kind, "drop") == 0)
         return e->elements >= 5 && e->element[4]->type == REDIS_REPLY_INTEGER;
     if (strcmp(kind, "ok") == 0)
-        return e->elements >= 8 && e->element[6]->type == REDIS_REPLY_INTEGER;
+        return e->elements >= 6 && e->element[5]->type == REDIS_REPLY_INTEGER;
     return 1;
 }
 
@@ -280,12 +281,13 @@ int bg__fiber_round_trip(bg__fiber *f, int claim) {
                               r->str);
             ok = 0;
         } else if (r) {
+            int used = 0; /* attempt UUIDs of limbo the claimed entries took, in order */
             f->nlimbo = 0;
             for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
                 const redisReply *e = r->element[i];
                 if (!well_formed(e))
                     continue;
-                take_entry(f, e);
+                used += take_entry(f, e, used < claim ? f->limbo[used] : NULL);
                 if (strcmp(e->element[0]->str, "badkey") != 0)
                     taken++;
             }
