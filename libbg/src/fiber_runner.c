@@ -7,14 +7,20 @@
 
 #include "fiber_int.h"
 
+/* The hand-offs both ways wake the other side after the mutex is released: woken while it is
+ * still held, the other thread would run only to sleep again on the mutex, two more context
+ * switches a job (a no-op job is little else). The state is read under the mutex, so a wake
+ * that comes late, or early, is only a spurious one. */
 static void *runner_main(void *arg) {
     bg__runner *r = arg;
-    pthread_mutex_lock(&r->mu);
     for (;;) {
+        pthread_mutex_lock(&r->mu);
         while (r->state == BG__RUNNER_IDLE || r->state == BG__RUNNER_DONE)
             pthread_cond_wait(&r->cv, &r->mu);
-        if (r->state == BG__RUNNER_QUIT)
-            break;
+        if (r->state == BG__RUNNER_QUIT) {
+            pthread_mutex_unlock(&r->mu);
+            return NULL;
+        }
         bg_job job = r->job;
         pthread_mutex_unlock(&r->mu);
         bg__outcome out;
@@ -23,10 +29,9 @@ static void *runner_main(void *arg) {
         pthread_mutex_lock(&r->mu);
         r->out = out;
         r->state = BG__RUNNER_DONE;
+        pthread_mutex_unlock(&r->mu);
         pthread_cond_broadcast(&r->cv);
     }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
 }
 
 int bg__runner_start(bg__runner *r, const bg_worker *w) {
@@ -54,8 +59,8 @@ void bg__runner_hand(bg__runner *r, const bg_job *job) {
     r->job = *job;
     r->job.cancel = &r->cancel;
     r->state = BG__RUNNER_BUSY;
-    pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    pthread_cond_broadcast(&r->cv);
 }
 
 int bg__runner_wait(bg__runner *r, int wait_ms, bg__outcome *out) {
