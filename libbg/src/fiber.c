@@ -176,8 +176,11 @@ static double run_one(bg__fiber *f) {
     } else if (c->invalid) {
         bg__outcome_set(&out, BG__OUTCOME_DEAD, "InvalidJob", c->invalid);
         bg__fmt(out.time, sizeof out.time, "0.000");
-    } else if (bg__cancels_has(&f->w->cancels, c->attempt)) {
-        /* Canceled while it waited behind another job of its batch: it never starts. */
+    } else if (atomic_load(&f->w->cancels.gen) != f->claim_gen &&
+               bg__cancels_has(&f->w->cancels, c->attempt)) {
+        /* Canceled while it waited behind another job of its batch: it never starts. (Every
+         * fiber asks for every job, so the lock is taken only once some cancel came since the
+         * claim.) */
         bg__outcome_set(&out, BG__OUTCOME_DEAD, "Canceled", "canceled (bg-cli cancel)");
         bg__fmt(out.time, sizeof out.time, "0.000");
     } else if (!watch_job(f, c, &out)) {

@@ -106,6 +106,8 @@ struct bg__fiber {
     unsigned paused_seen;  /* w->paused_gen when skip was read; skip is stale when it moved */
     int paused_read;       /* skip was read at least once */
     unsigned cancel_seen;  /* w->cancels.gen when the running job was last looked for */
+    unsigned claim_gen;    /* w->cancels.gen before the batch was claimed: while it has not
+                              moved, no job of the batch can have been canceled */
     double redial_at_ms;   /* while a job runs: when to try to reconnect next */
     double redial_wait_ms; /* ...and the wait after that, doubling */
     bg_uuid lease;         /* with --liveness lease: the fiber's lease ID (lse); else "" */

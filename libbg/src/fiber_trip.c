@@ -250,6 +250,8 @@ int bg__fiber_round_trip(bg__fiber *f, int claim) {
         bg__conn_append_eval(&f->conn, BG__LUA_FINISH, 0, &fa);
     }
     if (claim) {
+        /* Read before the claim runs: a cancel of one of its attempts can only come after. */
+        f->claim_gen = atomic_load(&f->w->cancels.gen);
         claim_args(f, &ca, claim);
         bg__conn_append_eval(&f->conn, BG__LUA_CLAIM, 0, &ca);
     }
