@@ -16,6 +16,8 @@
 #ifndef BG_FIBER_INT_H
 #define BG_FIBER_INT_H
 
+#include <semaphore.h>
+
 #include "worker_int.h"
 
 /* A runner thread's stack: enough for the built-ins, exec's supervisor and modest handlers
@@ -48,24 +50,22 @@ typedef struct {
     int lost;      /* a watcher failed the attempt meanwhile: drop its result */
 } bg__claimed;
 
-/* A runner's mailbox. The fiber hands a job in (BUSY); the runner hands the outcome back
- * (DONE). mu guards state, job and out; cancel and timed_out are the fiber's word to the
- * handler while it runs. */
-typedef enum {
-    BG__RUNNER_IDLE,
-    BG__RUNNER_BUSY,
-    BG__RUNNER_DONE,
-    BG__RUNNER_QUIT
-} bg__runner_state;
-
+/* A runner's mailbox: two semaphores, one each way. The fiber fills job and posts go; the
+ * runner runs it, fills out and posts done. A semaphore is a counter the other side takes
+ * without a lock, so a hand-off costs a system call only when the other side sleeps (a mutex
+ * and a condition variable cost one more whenever both touched the mutex at once, which a job
+ * of a few µs made the rule). job and out are the poster's until the other side took the
+ * semaphore (sem_post and sem_wait order memory). cancel and timed_out are the fiber's word
+ * to the handler while it runs. */
 typedef struct {
     const bg_worker *w;
     pthread_t thread;
     int started;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bg__runner_state state;
-    bg_job job; /* its strings are the fiber's batch entry, left alone until DONE */
+    int handed; /* the fiber's: a job was handed and its outcome not taken yet */
+    sem_t go;
+    sem_t done;
+    atomic_int quit; /* with go: no job, end the thread */
+    bg_job job;      /* its strings are the fiber's batch entry, left alone until done */
     bg__outcome out;
     atomic_int cancel;    /* the running in-process job should stop */
     atomic_int timed_out; /* ...because it passed --job-timeout */
