@@ -199,8 +199,24 @@ class Worker:
             raise SetupError(f"bg-worker -c {self.conc} exited with status "
                              f"{self.proc.returncode}: {self.last_log_line()}")
 
+    def wait_started(self, timeout=10.0):
+        """Until its log says it started: before that (a host's `ip netns exec`, the loader,
+        the option parsing) a SIGTERM finds no handler and kills it, which no deployment
+        would count as a failed stop. Another host may drain every job first."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with open(self.log, errors="replace") as f:
+                    if " started: " in f.read():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.01)
+
     def stop(self):
-        """SIGTERM, as a deployment stops it; a status other than 0 ends the run."""
+        """SIGTERM, as a deployment stops it, once it has started; a status other than 0 ends
+        the run."""
+        self.wait_started()
         if not stop_proc(self.proc):
             raise SetupError(f"bg-worker -c {self.conc} did not stop within 30 s of SIGTERM")
         if self.proc.returncode != 0:
