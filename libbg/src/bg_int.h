@@ -559,11 +559,12 @@ typedef int (*bg__queue_fn)(void *ud, const char *queue);
 typedef struct {
     char cursor[32]; /* of the SCAN under way, "" when none */
     double next_ms;  /* when a new SCAN may start (monotonic clock) */
+    double pass_ms;  /* the time the SCAN calls of the one under way took so far */
 } bg__queue_scan;
 
-/* Goes on with the SCAN (a new one at most once a minute, a bounded number of SCAN calls per
- * call; a refused or failed SCAN is tried again a minute later), calling fn for the queue of
- * each per-queue key met. */
+/* Goes on with the SCAN (a new one at most once a minute, and no sooner than 100 times the time
+ * the last one's calls took; a bounded number of SCAN calls per call; a refused or failed SCAN
+ * is tried again a minute later), calling fn for the queue of each per-queue key met. */
 void bg__queue_scan_step(bg__conn *c, const char *ns, bg__queue_scan *s, bg__queue_fn fn, void *ud);
 /* Calls fn for the queue key (len bytes) names, when it is a per-queue key: a tracking report
  * named it. */

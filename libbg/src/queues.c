@@ -8,6 +8,11 @@
 
 #define SCAN_EVERY_MS 60000 /* a new SCAN for queues at most once a minute */
 #define SCAN_STEPS 20       /* SCAN calls per bg__queue_scan_step(), at most */
+/* ...and the pause after one is at least this many times what its calls took: a SCAN steps
+ * over every key, so with a large history (two hashes a job kept) a pass a minute would cost
+ * Redis a share of its time that grows with the keyspace. Queues a tracking report names are
+ * found at once anyway; the SCAN is the net under them. */
+#define SCAN_PAUSE_FACTOR 100
 
 /* The per-queue keys whose names give a queue away. */
 static const bg__key_kind per_queue[] = {BG__K_READY,     BG__K_SCHEDULED, BG__K_PROCESSING,
@@ -109,18 +114,37 @@ void bg__queue_note_key(bg__conn *c, const char *ns, const char *key, size_t len
     sadd_found(c, &found);
 }
 
+/* The SCAN's MATCH: NS:[rspcfd]*, the keys whose kind begins as a per-queue kind's does. Most
+ * of a namespace's keys are its jobs' and attempts' hashes, two for each job kept; left out by
+ * Redis, they cost neither the reply nor its reading here (the scan still steps over them).
+ * A namespace holds no glob character (bg_namespace_valid). */
+static void scan_match(char *buf, size_t len, const char *ns) {
+    char first[sizeof per_queue / sizeof per_queue[0] + 1] = "", p[128];
+    size_t n = 0, at = strlen(ns) + 1;
+    for (size_t i = 0; i < sizeof per_queue / sizeof per_queue[0]; i++)
+        if (bg__key(p, sizeof p, ns, per_queue[i], "") > (int)at && !strchr(first, p[at])) {
+            first[n++] = p[at];
+            first[n] = '\0';
+        }
+    bg__fmt(buf, len, "%s:[%s]*", ns, first);
+}
+
 void bg__queue_scan_step(bg__conn *c, const char *ns, bg__queue_scan *s, bg__queue_fn fn,
                          void *ud) {
     double now = bg__mono_ms();
     char match[128];
     bg__args found;
-    if (!s->cursor[0] && now >= s->next_ms)
+    if (!s->cursor[0] && now >= s->next_ms) {
         bg__fmt(s->cursor, sizeof s->cursor, "0");
-    bg__fmt(match, sizeof match, "%s:*", ns);
+        s->pass_ms = 0;
+    }
+    scan_match(match, sizeof match, ns);
     sadd_init(&found, ns);
     for (int step = 0; s->cursor[0] && step < SCAN_STEPS && bg__conn_ok(c); step++) {
         const char *scan[] = {"SCAN", s->cursor, "MATCH", match, "COUNT", "1000"};
+        double t0 = bg__mono_ms();
         redisReply *r = bg__conn_cmd(c, 6, scan, NULL);
+        s->pass_ms += bg__mono_ms() - t0;
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(r);
@@ -136,7 +160,9 @@ void bg__queue_scan_step(bg__conn *c, const char *ns, bg__queue_scan *s, bg__que
         freeReplyObject(r);
         if (strcmp(s->cursor, "0") == 0) {
             s->cursor[0] = '\0';
-            s->next_ms = now + SCAN_EVERY_MS;
+            s->next_ms = now + (s->pass_ms * SCAN_PAUSE_FACTOR > SCAN_EVERY_MS
+                                    ? s->pass_ms * SCAN_PAUSE_FACTOR
+                                    : SCAN_EVERY_MS);
         }
     }
     sadd_found(c, &found);
