@@ -139,3 +139,40 @@ def test_replicas_prints_with_and_without_the_flag():
     assert not lines_starting(p.stdout, "drain"), p.stdout
     assert not [ln for ln in p.stdout.splitlines()
                 if not ln.startswith(("bg bench ", "replicas", "BullMQ: skipped"))]
+
+
+# ---- bench/profile ----
+
+PROFILE = os.path.join(TOP, "bench", "profile")
+
+
+def profile(*args, timeout=150):
+    return subprocess.run([PY, PROFILE, "--build", BUILD, *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
+
+
+def test_profile_prints_instructions_and_the_workers_costs():
+    p = profile("-n", "1000", "-s", "2000")
+    assert p.returncode == 0, f"exit {p.returncode}: {p.stderr[-2000:]}"
+    (ins,) = lines_starting(p.stdout, "instructions:")
+    if shutil.which("valgrind"):
+        m = re.search(rf"bulk enqueue ({NUM}), drain -c 10 ({NUM})$", ins)
+        assert m and all(float(g.replace(",", "")) > 0 for g in m.groups()), ins
+    else:
+        assert "skipped: valgrind is not installed" in ins, ins
+    (w,) = lines_starting(p.stdout, "worker:")
+    m = re.search(rf"({NUM}) context switches, ({NUM}) us of CPU$", w)
+    assert m and float(m.group(2).replace(",", "")) > 0, w
+
+
+@pytest.mark.parametrize("args", [["-n", "999"], ["-n", "x"], ["-s", "10"], ["-c", "0"],
+                                  ["--bogus"]])
+def test_profile_bad_options_exit_2(args):
+    p = profile(*args)
+    assert p.returncode == 2 and "usage:" in p.stderr and not p.stdout, p
+
+
+def test_profile_without_a_build_exits_1(tmp_path):
+    p = subprocess.run([PY, PROFILE, "--build", str(tmp_path)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=30, check=False)
+    assert p.returncode == 1 and "is not built" in p.stderr and len(p.stderr.splitlines()) == 1
