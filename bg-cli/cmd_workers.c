@@ -102,21 +102,17 @@ static json_t *worker_json(const bg_worker_info *w) {
 }
 
 /* {"workers": [{"id": ..., "host": ..., ...}]}: numbers as JSON numbers (null when the hash
- * holds none), text as strings. */
-static int print_json(const bg_workers *l) {
-    json_t *list = json_array(), *root = json_object();
-    int rc = list && root ? 0 : -1;
-    for (size_t i = 0; rc == 0 && i < bg_workers_count(l); i++) {
+ * holds none), text as strings. NULL when out of memory. */
+static json_t *workers_json(const bg_workers *l) {
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < bg_workers_count(l); i++) {
         json_t *o = worker_json(bg_workers_get(l, i));
-        rc = o ? json_array_append_new(list, o) : -1;
+        if (!o || json_array_append_new(list, o) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
     }
-    if (rc == 0 && (rc = json_object_set(root, "workers", list)) == 0)
-        rc = json_dumpf(root, stdout, JSON_PRESERVE_ORDER);
-    if (rc == 0)
-        putchar('\n');
-    json_decref(list);
-    json_decref(root);
-    return rc;
+    return list ? json_pack("{s:o}", "workers", list) : NULL;
 }
 
 static int workers_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv) {
@@ -138,9 +134,11 @@ static int workers_exec(cli_ctx *ctx, const cli_cmd *self, int argc, char **argv
         int rc = bg_workers_list(ctx->client, &l);
         if (rc != BG_OK)
             status = cli_fail(ctx, self, rc);
-        else if ((json ? print_json(l) : print_table(l)) != 0)
+        else if (json)
+            status = cli_print_json(self, workers_json(l));
+        else if (print_table(l) != 0)
             status = cli_error(self, "out of memory");
-        else if (bg_workers_warning(l)) {
+        if (status == 0 && bg_workers_warning(l)) {
             fflush(stdout);
             status = cli_error(self, "cannot read %s", bg_workers_warning(l));
         }

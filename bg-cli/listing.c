@@ -83,30 +83,29 @@ static json_t *entry_json(const bg_failure *e, int dead) {
     return o;
 }
 
-static int print_json(const bg_failures *f, const char *key) {
-    json_t *list = json_array(), *root = json_object();
-    int rc = list && root ? 0 : -1;
+/* {"<key>": [...]}, or NULL when out of memory. */
+static json_t *list_json(const bg_failures *f, const char *key) {
+    json_t *list = json_array();
     int dead = strcmp(key, "dead") == 0;
-    for (size_t i = 0; rc == 0 && i < bg_failures_count(f); i++) {
+    for (size_t i = 0; list && i < bg_failures_count(f); i++) {
         json_t *o = entry_json(bg_failures_get(f, i), dead);
-        rc = o ? json_array_append_new(list, o) : -1;
+        if (!o || json_array_append_new(list, o) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
     }
-    if (rc == 0) {
-        rc = json_object_set(root, key, list);
-        if (rc == 0)
-            rc = json_dumpf(root, stdout, JSON_PRESERVE_ORDER);
-        if (rc == 0)
-            putchar('\n');
-    }
-    json_decref(list);
-    json_decref(root);
-    return rc;
+    return list ? json_pack("{s:o}", key, list) : NULL;
 }
 
 int listing_print(const cli_cmd *self, const bg_failures *f, const char *key,
                   const char *empty_line, int json) {
-    if ((json ? print_json(f, key) : print_table(f, empty_line)) != 0)
+    if (json) {
+        int status = cli_print_json(self, list_json(f, key));
+        if (status != 0)
+            return status;
+    } else if (print_table(f, empty_line) != 0) {
         return cli_error(self, "out of memory");
+    }
     const char *warning = bg_failures_warning(f);
     if (warning) {
         fflush(stdout);
