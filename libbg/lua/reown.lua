@@ -22,15 +22,11 @@ local owned = 0
 for i = 8, #ARGV, 2 do
   local aid, q = ARGV[i], ARGV[i + 1]
   local pk = PP .. q
-  local pkind = kinds[pk]
-  if not pkind then
-    pkind = redis.call('TYPE', pk).ok
-    kinds[pk] = pkind
-  end
+  local member, bad = in_processing(kinds, pk, aid)
   local res = 0
-  if pkind ~= 'set' and pkind ~= 'none' then
-    res = {2, pk, 'a ' .. pkind .. ', not a set'}
-  elseif pkind == 'set' and redis.call('SISMEMBER', pk, aid) == 1 then
+  if bad then
+    res = {2, pk, 'a ' .. bad .. ', not a set'}
+  elseif member then
     local akind = redis.call('TYPE', AP .. aid).ok
     if akind == 'hash' then
       res = 1

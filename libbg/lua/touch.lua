@@ -12,16 +12,10 @@ local AP, PP = ARGV[1], ARGV[2]
 local out = {}
 local kinds = {}
 for i = 3, #ARGV, 2 do
-  local aid, pk = ARGV[i], PP .. ARGV[i + 1]
-  local pkind = kinds[pk]
-  if not pkind then
-    pkind = redis.call('TYPE', pk).ok
-    kinds[pk] = pkind
-  end
+  local aid = ARGV[i]
+  local member, bad = in_processing(kinds, PP .. ARGV[i + 1], aid)
   local res = 1
-  if pkind ~= 'set' and pkind ~= 'none' then
-    res = 0
-  elseif pkind == 'set' and redis.call('SISMEMBER', pk, aid) == 1 then
+  if bad or member then
     res = 0
   elseif redis.call('TYPE', AP .. aid).ok == 'hash' then
     local fin = redis.call('HGET', AP .. aid, 'fin')

@@ -58,6 +58,22 @@ local function wrongtype(key, want, name)
   end
 end
 
+-- Whether the attempt aid is a member of the processing set pk, for a script that asks of many
+-- attempts (touch, reown): true or false (false too when pk does not exist), or nil and the
+-- type pk holds when it is not a set. Reads only; the TYPE of each pk is asked once, kept in
+-- kinds (a table the script keeps for the whole batch).
+local function in_processing(kinds, pk, aid)
+  local kind = kinds[pk]
+  if not kind then
+    kind = redis.call('TYPE', pk).ok
+    kinds[pk] = kind
+  end
+  if kind ~= 'set' and kind ~= 'none' then
+    return nil, kind
+  end
+  return kind == 'set' and redis.call('SISMEMBER', pk, aid) == 1
+end
+
 -- A counter bg adds to (NS:stats:<q> fields, jps slots): absent, or a whole number exactly as
 -- Redis's HINCRBY and INCRBY take it (no leading zeros, no '-0', room to grow).
 local function counter_ok(v)
