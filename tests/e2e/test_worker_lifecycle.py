@@ -6,7 +6,7 @@ import re
 import signal
 import time
 
-from conftest import clients_named, exe, wait_for
+from conftest import cli, clients_named, exe, wait_for
 from test_worker import PLUGIN, attempts_of, finished, push, server_ms, wait_done, worker
 
 
@@ -129,15 +129,16 @@ def test_quiet_hands_back_prefetched_jobs(rs, r, spawn):
     assert len(r.keys("bg:attempts:*")) == done
 
 
-def batch_with_a_slow_job(r, spawn, rs):
-    """A quiet worker -c 1, then 50 no-ops, a job of 3 s and 40 no-ops: batches grow 1, 2, 4, 8,
-    16 while jobs are fast, then a batch of 32 holds 19 no-ops, the slow job and 12 more."""
+def batch_with_a_slow_job(r, spawn, rs, push_after=None):
+    """A quiet worker -c 1, then 50 no-ops, a job of 3 s and 40 no-ops (or the jobs push_after()
+    makes ready): batches grow 1, 2, 4, 8, 16 while jobs are fast, then a batch of 32 holds 19
+    no-ops, the slow job and 12 more."""
     w = worker(spawn, rs, "-c", "1", "--shutdown-timeout", "10")
     w.signal(signal.SIGTSTP)
     wait_for(lambda: "quiet" in w.log(), what="quiet")
     before = [push(r, "bg.noop") for _ in range(50)]
     slow = push(r, "bg.sleep", '{"ms":3000}')
-    after = [push(r, "bg.noop") for _ in range(40)]
+    after = push_after() if push_after else [push(r, "bg.noop") for _ in range(40)]
     w.signal(signal.SIGCONT)
     wait_for(lambda: running(r, slow), what="the slow job to start")
     return w, before, slow, after
@@ -168,6 +169,43 @@ def test_term_hands_back_jobs_claimed_behind_a_running_one_at_once(rs, r, spawn)
     assert behind > 0 and r.llen("bg:ready:default") >= behind
     assert w.wait(15) == 0
     assert "err" not in finished(r, slow)
+
+
+def test_jobs_handed_back_unstarted_get_back_the_lat_they_had(rs, r, spawn):
+    # Jobs with an attempt behind them: each failed once and waits for its retry.
+    w0 = worker(spawn, rs, "-c", "1")
+    retried = [push(r, "bg.fail", '{"err":"Boom"}', rty=1) for _ in range(20)]
+    wait_for(lambda: r.zcard("bg:scheduled:default") == len(retried),
+             what="the retries to be scheduled")
+    assert w0.stop() == 0
+    lat = {j: r.hget(f"bg:jobs:{j}", "lat") for j in retried}
+    assert all(lat.values()), lat
+
+    def fresh_and_retried():
+        # By turns a job never run and one of those brought back, so a batch holds both kinds.
+        out = []
+        for j in retried:
+            out.append(push(r, "bg.noop"))
+            assert cli(rs, "retry", j).returncode == 0
+            out.append(j)
+        return out
+
+    w, before, slow, after = batch_with_a_slow_job(r, spawn, rs, fresh_and_retried)
+    # The jobs claimed behind the running one: the claim made each one's lat its new attempt.
+    claimed = {}
+    for aid in r.smembers("bg:processing:default"):
+        j = r.hget(f"bg:attempts:{aid}", "job")
+        if j in after:
+            claimed[j] = aid
+    assert claimed.keys() & set(retried) and claimed.keys() - set(retried), claimed
+    assert all(r.hget(f"bg:jobs:{j}", "lat") == aid for j, aid in claimed.items())
+    w.signal(signal.SIGTERM)
+    assert w.wait(15) == 0
+    ready = set(r.lrange("bg:ready:default", 0, -1))
+    for j, aid in claimed.items():
+        assert j in ready and not r.exists(f"bg:attempts:{aid}"), j
+        # The attempt before, or none (empty) for a job never run: never the deleted one.
+        assert (r.hget(f"bg:jobs:{j}", "lat") or "") == (lat.get(j) or ""), j
 
 
 # ---- nothing outlives the worker ----
