@@ -251,11 +251,13 @@ for i = 1, n do
   if why then
     out[#out + 1] = {'inv', id, q, why}
   else
+    -- att as a string: a Lua number passed to redis.call goes through '%.14g', floating-point
+    -- formatting, a cost a job.
     local att = (tonumber(h[3]) or 0) + 1
     if h[2] then
-      redis.call('HSET', JP .. id, 'att', att, 'lat', aid)
+      redis.call('HSET', JP .. id, 'att', dec(att), 'lat', aid)
     else
-      redis.call('HSET', JP .. id, 'att', att, 'lat', aid, 'rty', defrty)
+      redis.call('HSET', JP .. id, 'att', dec(att), 'lat', aid, 'rty', defrty)
     end
     out[#out + 1] = {'ok', id, q, h[1], h[5] or '', att}
   end

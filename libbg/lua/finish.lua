@@ -140,7 +140,7 @@ local function ok(r)
   return commit(r, function()
     redis.call('HSET', r.ak, 'fin', now, 'time', r.tm)
     local d = list_in(done, r.q)
-    d[#d + 1] = nowms
+    d[#d + 1] = now
     d[#d + 1] = r.aid
   end)
 end
@@ -426,7 +426,7 @@ local function fast_ok(aid, q, tm)
     return {0, ak, 'a ' .. kind .. ', not a hash'}
   end
   local d = list_in(done, q)
-  d[#d + 1] = nowms
+  d[#d + 1] = now -- the string, made once: a number would be formatted again each time
   d[#d + 1] = aid
   return 1
 end
