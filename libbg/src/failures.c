@@ -291,8 +291,11 @@ static int store_cls(bg_failure *row, const redisReply *r) {
 }
 
 static int store_cls_reason(bg_failure *row, const redisReply *r) {
-    return bytes_copy(&row->cls, r->element[0]) | bytes_copy(&row->attempt, r->element[1]) |
-           bytes_copy(&row->err, r->element[2]) | bytes_copy(&row->msg, r->element[3]);
+    int rc = bytes_copy(&row->cls, r->element[0]) | bytes_copy(&row->attempt, r->element[1]) |
+             bytes_copy(&row->err, r->element[2]) | bytes_copy(&row->msg, r->element[3]);
+    if (row->attempt.s && !row->attempt.len)
+        bytes_free(&row->attempt); /* lat '': no attempt (docs/schema.md#nsjobsjob) */
+    return rc;
 }
 
 /* Starts a list over the given queues, or NS:queues. */

@@ -156,11 +156,13 @@ def test_dead_job_without_ler_falls_back_to_its_latest_attempt(rs, r, spawn):
         r.hdel(f"bg:jobs:{jid}", "ler", "lms")
     r.delete(f"bg:attempts:{r.hget(f'bg:jobs:{b}', 'lat')}")
     r.sadd("bg:queues", "other")
-    r.zadd("bg:dead:other", {"no-such-job": 1})
+    r.zadd("bg:dead:other", {"no-such-job": 1, "empty-lat": 2})
+    r.hset("bg:jobs:empty-lat", mapping={"que": "other", "cls": "X", "lat": ""})
     by_job = {d["job"]: d for d in json.loads(ok(cli(rs, "dead", "--json")))["dead"]}
     assert (by_job[a]["err"], by_job[a]["msg"]) == ("Old", "style")
     assert (by_job[b]["err"], by_job[b]["msg"]) == (None, None)
     assert by_job["no-such-job"]["attempt"] is None and by_job["no-such-job"]["class"] is None
+    assert by_job["empty-lat"]["attempt"] is None and by_job["empty-lat"]["class"] == "X"
 
 
 def test_long_msg_is_cut_and_control_characters_escaped(rs, r, spawn):
