@@ -458,6 +458,9 @@ void bg__sleep_ms(double ms);
 size_t bg__utf8_cut(const char *s, size_t len, size_t max, char *out);
 /* Writes n new random lowercase UUIDs (version 4) into out, with one getrandom() for up to 32. */
 void bg__uuid_fill(bg_uuid *out, size_t n);
+/* Starts a thread running fn(arg): detached when detached is set, with a stack of stack bytes
+ * when it is not 0. Returns 0, or an errno value (nothing started). */
+int bg__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, size_t stack, int detached);
 /* Parses a whole decimal integer; returns 0 and sets *out on success, -1 otherwise. */
 int bg__parse_ll(const char *s, size_t len, long long *out);
 char *bg__strdup(const char *s);

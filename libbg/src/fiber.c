@@ -380,14 +380,7 @@ int bg__fiber_start(bg_worker *w, int index, bg__fiber **out) {
     }
     /* Detached: a fiber is never waited for but through its exited flag, the last thing its
      * thread writes, so one left running after a halt leaves nothing to join at exit. */
-    pthread_attr_t attr;
-    int rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        rc = pthread_create(&f->thread, &attr, fiber_main, f);
-        pthread_attr_destroy(&attr);
-    }
-    if (rc != 0) {
+    if (bg__thread_start(&f->thread, fiber_main, f, 0, 1) != 0) {
         bg__runner_end(&f->run);
         free(f->unacked);
         free(f->skip);

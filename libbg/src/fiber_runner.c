@@ -24,7 +24,6 @@ static void *runner_main(void *arg) {
 }
 
 int bg__runner_start(bg__runner *r, const bg_worker *w) {
-    pthread_attr_t attr;
     r->w = w;
     r->handed = 0;
     atomic_store(&r->quit, 0);
@@ -34,13 +33,7 @@ int bg__runner_start(bg__runner *r, const bg_worker *w) {
         sem_destroy(&r->go);
         return BG_ESYS;
     }
-    int rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        pthread_attr_setstacksize(&attr, BG__RUNNER_STACK);
-        rc = pthread_create(&r->thread, &attr, runner_main, r);
-        pthread_attr_destroy(&attr);
-    }
-    if (rc != 0) {
+    if (bg__thread_start(&r->thread, runner_main, r, BG__RUNNER_STACK, 0) != 0) {
         sem_destroy(&r->go);
         sem_destroy(&r->done);
         return BG_ESYS;

@@ -226,17 +226,12 @@ static int pump_add(bg__tls_link *l) {
     }
     if (rc == 0 && !running) {
         pthread_t th;
-        pthread_attr_t attr;
         sigset_t all, old;
         /* The pump takes no signal: the programs' handlers and the worker's sigwaitinfo stay
          * with their own threads, and a write to a dead socket raises no SIGPIPE here. */
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&attr, 256 * 1024);
-        rc = pthread_create(&th, &attr, pump_main, NULL) == 0 ? 0 : -1;
-        pthread_attr_destroy(&attr);
+        rc = bg__thread_start(&th, pump_main, NULL, 256 * 1024, 1) == 0 ? 0 : -1;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         running = rc == 0;
     }

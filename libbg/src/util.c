@@ -155,3 +155,18 @@ void bg__uuid_fill(bg_uuid *out, size_t n) {
 const char *bg_version(void) {
     return BG_VERSION;
 }
+
+int bg__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, size_t stack, int detached) {
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0)
+        return rc;
+    if (detached)
+        rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (rc == 0 && stack)
+        rc = pthread_attr_setstacksize(&attr, stack);
+    if (rc == 0)
+        rc = pthread_create(t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
